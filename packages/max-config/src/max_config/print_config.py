@@ -6,7 +6,8 @@ from typing import Any
 from .flags import FlagSpec, value_of
 from .generate import GenerateOptions
 from .pipeline import GROUPS, PipelineConfig
-from .resolve import GENERATION_CONFIG_KEYS, ResolvedPipeline
+from .resolve import ResolvedPipeline
+from .sampling import GENERATION_CONFIG_KEYS
 from .sampling_params import SamplingParams
 from .sources import DEFAULT, MEMORY_PLAN, MODEL_FILES, Settings
 

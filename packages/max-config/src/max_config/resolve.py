@@ -9,13 +9,9 @@ from .errors import ConfigError
 from .memory import MemoryPlan, plan_memory
 from .model_files import ModelFiles, resolve_model_files
 from .pipeline import PipelineConfig
-from .sampling_params import SamplingParams
 
 if TYPE_CHECKING:
     import torch
-
-# Request values that the model's generation_config.json may supply.
-GENERATION_CONFIG_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
 
 
 @dataclass(frozen=True)
@@ -24,10 +20,6 @@ class ResolvedPipeline:
     devices: "list[torch.device]"
     plan: MemoryPlan
     custom_architectures: list[Any]
-
-    def sampling_params(self, config: PipelineConfig) -> SamplingParams:
-        """Request defaults: the settings over the model's generation config."""
-        return config.sampling.to_params(self.files.generation_config)
 
 
 def resolve_pipeline(config: PipelineConfig) -> ResolvedPipeline:

@@ -15,7 +15,7 @@ from .sampling_params import SamplingParams
 _FROM_MODEL = "the model's generation_config, else {}"
 
 # generation_config.json keys that fill request values the user left unset.
-_GENERATION_CONFIG_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+GENERATION_CONFIG_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
 
 
 class SamplingConfig(BaseModel):
@@ -119,7 +119,7 @@ class SamplingConfig(BaseModel):
     def to_params(self, generation_config: dict[str, Any]) -> SamplingParams:
         """The `SamplingParams` of a request: these settings over the model's generation config."""
         values: dict[str, Any] = {}
-        for key in _GENERATION_CONFIG_KEYS:
+        for key in GENERATION_CONFIG_KEYS:
             if generation_config.get(key) is not None:
                 values[key] = generation_config[key]
         if generation_config.get("do_sample") is False:

@@ -1,5 +1,7 @@
 """Turn pydantic's validation errors into one-line `ConfigError`s that name the flag."""
 
+import re
+
 from pydantic import ValidationError
 
 from .errors import ConfigError
@@ -18,7 +20,8 @@ def config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
             message = message[len(lead):]
     loc = [part for part in error.get("loc", ()) if isinstance(part, str)]
     if not loc or message.startswith("--"):
-        return ConfigError(message)
+        named = re.match(r"--([a-z0-9-]+)", message)
+        return ConfigError(message, key=prefix + named.group(1).replace("-", "_") if named else None)
     key = prefix + loc[-1]
     if error.get("type") == "extra_forbidden":
         return ConfigError(f"unknown setting '{loc[-1]}'", key=key)
