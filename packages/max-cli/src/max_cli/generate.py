@@ -36,6 +36,7 @@ def read_prompts(options: GenerateOptions) -> list[str]:
 
 
 def run(cli_values: dict[str, Any]) -> int:
+    """Validate and resolve the flags the user gave, then print the config or generate."""
     settings = Settings()
     try:
         settings = gather(cli_values, flags=FLAGS)
@@ -55,11 +56,9 @@ def run(cli_values: dict[str, Any]) -> int:
     return run_generate(config, prompts, params, options.num_warmups)
 
 
+@with_flags(FLAGS)
 @click.command(context_settings={"max_content_width": 120})
 @click.pass_context
 def generate(ctx: click.Context, **values: Any) -> int:
     """Generate text from a model and prompts, without a server."""
     return run(given_flags(ctx, values))
-
-
-with_flags(FLAGS)(generate)

@@ -100,21 +100,19 @@ def spec_for(key: str, group: str, name: str, info: FieldInfo, defaults: dict[st
     )
 
 
-def _model_specs(
-    group: str, model: type[BaseModel], defaults: dict[str, Any], prefix: str = "", only: tuple[str, ...] = ()
-) -> list[FlagSpec]:
-    specs = []
-    for name, info in model.model_fields.items():
-        if only and name not in only or info.json_schema_extra is None:
-            continue
-        specs.append(spec_for(prefix + name, group, name, info, defaults))
-    return specs
+def _model_specs(group: str, model: type[BaseModel], defaults: dict[str, Any], prefix: str = "") -> list[FlagSpec]:
+    """Specs of the fields declared with `setting()` (a group field of PipelineConfig is not one)."""
+    return [
+        spec_for(prefix + name, group, name, info, defaults)
+        for name, info in model.model_fields.items()
+        if info.json_schema_extra is not None
+    ]
 
 
 def pipeline_flags(defaults: dict[str, Any] | None = None) -> list[FlagSpec]:
     """Flags of every `PipelineConfig` setting (what `PipelineConfig.from_flat` accepts)."""
     defaults = defaults or {}
-    specs = _model_specs("pipeline", PipelineConfig, defaults, only=PipelineConfig.TOP_LEVEL)
+    specs = _model_specs("pipeline", PipelineConfig, defaults)
     for group, model in GROUPS.items():
         specs += _model_specs(group, model, defaults)
     specs += _model_specs("draft", DraftModelConfig, defaults, prefix=DRAFT_PREFIX)
