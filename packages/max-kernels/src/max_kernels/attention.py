@@ -9,6 +9,10 @@ position `p` sees keys at positions `<= p` and, with a sliding window `w`, `> p 
 import torch
 import torch.nn.functional as F
 
+from max_kernels.attention_decode import decode_attention
+from max_kernels.attention_prefill import prefill_attention
+from max_kernels.dispatch import use_triton
+
 
 
 def _gather(cache: torch.Tensor, blocks: torch.Tensor, length: int) -> torch.Tensor:
@@ -77,6 +81,20 @@ def paged_attention_ref(
     return out
 
 
+def paged_attention_triton(
+    q, k_cache, v_cache, cu_seqlens_q, seq_lens, block_tables, scale, *, sliding_window=None, softcap=None,
+    max_seqlen_q=None,
+):
+    assert q.stride(-1) == 1 and k_cache.stride(-1) == 1 and v_cache.stride(-1) == 1, "features must be contiguous"
+    out = torch.empty_like(q)
+    if max_seqlen_q is None:
+        max_seqlen_q = int((cu_seqlens_q[1:] - cu_seqlens_q[:-1]).max()) if seq_lens.numel() else 0
+    args = (q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables, scale, sliding_window, softcap)
+    if max_seqlen_q <= 1:
+        return decode_attention(*args)
+    return prefill_attention(*args, max_seqlen_q)
+
+
 def paged_attention(
     q: torch.Tensor,
     k_cache: torch.Tensor,
@@ -90,8 +108,12 @@ def paged_attention(
     softcap: float | None = None,
     max_seqlen_q: int | None = None,
 ) -> torch.Tensor:
-    """`q [T, Hq, D]` against caches `[N, P, Hk, D]` -> `[T, Hq, D]`; see the module docstring."""
-    return paged_attention_ref(
+    """`q [T, Hq, D]` against caches `[N, P, Hk, D]` -> `[T, Hq, D]`; see the module docstring.
+
+    Pass `max_seqlen_q` on the GPU: without it the longest query run is read back from the device.
+    """
+    fn = paged_attention_triton if use_triton(q) else paged_attention_ref
+    return fn(
         q, k_cache, v_cache, cu_seqlens_q, seq_lens, block_tables, scale,
         sliding_window=sliding_window, softcap=softcap, max_seqlen_q=max_seqlen_q,
     )
