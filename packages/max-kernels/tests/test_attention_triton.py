@@ -6,6 +6,7 @@ import torch
 from max_kernels.attention import paged_attention_ref, paged_attention_triton
 from max_kernels.attention_decode import decode_attention
 from max_kernels.attention_prefill import prefill_attention
+from max_kernels.fp8 import quantize_fp8_ref
 
 PREFILL_CASES = [
     # q_lens, kv_lens, hq, hk, d, page
@@ -27,7 +28,7 @@ def _compare(got, q, k_cache, v_cache, cu, seq_lens, bt, scale, window, softcap,
 def test_prefill_matches_twin(paged_batch, q_lens, kv_lens, hq, hk, d, page, window, softcap):
     q, k_cache, v_cache, cu, seq_lens, bt = paged_batch(q_lens, kv_lens, hq, hk, d, page, seed=d)
     out = torch.full_like(q, float("nan"))
-    prefill_attention(q, k_cache, v_cache, out, cu, seq_lens, bt, d**-0.5, window, softcap, max(q_lens), 16, 16)
+    prefill_attention(q, k_cache, v_cache, out, cu, seq_lens, bt, d**-0.5, window, softcap, None, max(q_lens), 16, 16)
     _compare(out, q, k_cache, v_cache, cu, seq_lens, bt, d**-0.5, window, softcap, 1e-5)
 
 
@@ -52,7 +53,7 @@ DECODE_CASES = [
 def test_decode_matches_twin(paged_batch, kv_lens, hq, hk, d, page, num_splits, window, softcap):
     q, k_cache, v_cache, cu, seq_lens, bt = paged_batch([1] * len(kv_lens), kv_lens, hq, hk, d, page, seed=page)
     out = torch.full_like(q, float("nan"))
-    decode_attention(q, k_cache, v_cache, out, cu, seq_lens, bt, d**-0.5, window, softcap, num_splits, 16)
+    decode_attention(q, k_cache, v_cache, out, cu, seq_lens, bt, d**-0.5, window, softcap, None, num_splits, 16)
     _compare(out, q, k_cache, v_cache, cu, seq_lens, bt, d**-0.5, window, softcap, 1e-5)
 
 
@@ -66,3 +67,13 @@ def test_decode_default_launch_float16(paged_batch):
 def test_empty_batch(paged_batch, max_seqlen_q):
     q, k_cache, v_cache, cu, seq_lens, bt = paged_batch([], [], 2, 1, 16, 4)
     assert paged_attention_triton(q, k_cache, v_cache, cu, seq_lens, bt, 0.3, max_seqlen_q=max_seqlen_q).shape == (0, 2, 16)
+
+
+@pytest.mark.parametrize("q_lens,kv_lens,max_seqlen_q", [([3, 1], [9, 5], 3), ([1, 1], [20, 3], 1)])
+def test_float8_cache_with_scales(paged_batch, q_lens, kv_lens, max_seqlen_q):
+    q, k_cache, v_cache, cu, seq_lens, bt = paged_batch(q_lens, kv_lens, 4, 2, 16, 4)
+    k8, v8 = quantize_fp8_ref(k_cache, 0.02), quantize_fp8_ref(v_cache, 0.05)
+    kwargs = {"k_scale": torch.tensor(0.02), "v_scale": 0.05}
+    got = paged_attention_triton(q, k8, v8, cu, seq_lens, bt, 0.25, max_seqlen_q=max_seqlen_q, softcap=4.0, **kwargs)
+    want = paged_attention_ref(q, k8, v8, cu, seq_lens, bt, 0.25, softcap=4.0, **kwargs)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

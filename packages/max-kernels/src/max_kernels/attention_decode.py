@@ -20,11 +20,11 @@ TARGET_PROGRAMS = 264  # about two waves of an H100's 132 SMs
 @triton.jit
 def _decode_split_kernel(
     q_ptr, k_cache_ptr, v_cache_ptr, part_out_ptr, part_lse_ptr, cu_ptr, seq_lens_ptr, bt_ptr,
-    scale, softcap, window,
+    k_scale_ptr, v_scale_ptr, scale, softcap, window,
     q_stride_t, q_stride_h, kc_stride_n, kc_stride_p, kc_stride_h, vc_stride_n, vc_stride_p, vc_stride_h,
     bt_stride, page_size, group, num_splits,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_WINDOW: tl.constexpr, HAS_SOFTCAP: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    HAS_WINDOW: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_KV_SCALE: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     req = tl.program_id(0)
     kv_head = tl.program_id(1)
@@ -54,6 +54,9 @@ def _decode_split_kernel(
     l_i = tl.zeros([BLOCK_G], tl.float32)
     acc = tl.zeros([BLOCK_G, BLOCK_D], tl.float32)
     bt_row = bt_ptr + req.to(tl.int64) * bt_stride
+    sm_scale = scale
+    if HAS_KV_SCALE:
+        sm_scale = scale * tl.load(k_scale_ptr)
     for tile in range(start, end, BLOCK_N):
         offs_n = tile + tl.arange(0, BLOCK_N)
         n_mask = offs_n < end
@@ -62,7 +65,7 @@ def _decode_split_kernel(
         k_rows = block * kc_stride_n + in_page * kc_stride_p + kv_head * kc_stride_h
         v_rows = block * vc_stride_n + in_page * vc_stride_p + kv_head * vc_stride_h
         k = tl.load(k_cache_ptr + k_rows[None, :] + offs_d[:, None], mask=n_mask[None, :] & d_mask[:, None], other=0.0)
-        s = tl.dot(q, k.to(q.dtype), input_precision=DOT_PRECISION) * scale
+        s = tl.dot(q, k.to(q.dtype), input_precision=DOT_PRECISION) * sm_scale
         if HAS_SOFTCAP:
             s = _softcap(s, softcap)
         s = tl.where(n_mask[None, :], s * 1.4426950408889634, float("-inf"))
@@ -76,6 +79,8 @@ def _decode_split_kernel(
         m_i = m_new
     lse = tl.where(l_i > 0, m_i + tl.log2(tl.where(l_i > 0, l_i, 1.0)), float("-inf"))
     out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
+    if HAS_KV_SCALE:
+        out = out * tl.load(v_scale_ptr)
     part = (req * num_q_heads + heads).to(tl.int64) * num_splits + split
     tl.store(part_out_ptr + part[:, None] * BLOCK_D + offs_d[None, :], out, mask=g_mask[:, None])
     tl.store(part_lse_ptr + part, lse, mask=g_mask)
@@ -113,7 +118,7 @@ def choose_num_splits(num_requests: int, num_kv_heads: int, max_kv_len: int, blo
 
 
 def decode_attention(
-    q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables, scale, sliding_window, softcap,
+    q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables, scale, sliding_window, softcap, kv_scales,
     num_splits=None, block_n=None,
 ):
     """One query per request (rows `cu_seqlens_q[i]`); writes `out`."""
@@ -133,12 +138,13 @@ def decode_attention(
     part_lse = torch.empty(num_requests, hq, num_splits, dtype=torch.float32, device=q.device)
     _decode_split_kernel[(num_requests, hk, num_splits)](
         q, k_cache, v_cache, part_out, part_lse, cu_seqlens_q, seq_lens, block_tables,
+        seq_lens if kv_scales is None else kv_scales[0], seq_lens if kv_scales is None else kv_scales[1],
         scale, softcap or 1.0, sliding_window or 0,
         q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         block_tables.stride(0), k_cache.shape[1], group, num_splits,
         HEAD_DIM=d, BLOCK_D=block_d, BLOCK_G=max(triton.next_power_of_2(group), 16), BLOCK_N=block_n,
-        HAS_WINDOW=sliding_window is not None, HAS_SOFTCAP=softcap is not None,
+        HAS_WINDOW=sliding_window is not None, HAS_SOFTCAP=softcap is not None, HAS_KV_SCALE=kv_scales is not None,
         DOT_PRECISION=dot_precision(q.dtype), num_warps=4, num_stages=2,
     )
     _decode_reduce_kernel[(num_requests, hq)](

@@ -23,12 +23,12 @@ def _softcap(s, softcap):
 @triton.jit
 def _prefill_kernel(
     q_ptr, k_cache_ptr, v_cache_ptr, out_ptr, cu_ptr, seq_lens_ptr, bt_ptr,
-    scale, softcap, window,
+    k_scale_ptr, v_scale_ptr, scale, softcap, window,
     q_stride_t, q_stride_h, o_stride_t, o_stride_h,
     kc_stride_n, kc_stride_p, kc_stride_h, vc_stride_n, vc_stride_p, vc_stride_h,
     bt_stride, page_size, group,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_WINDOW: tl.constexpr, HAS_SOFTCAP: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    HAS_WINDOW: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_KV_SCALE: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     m_block = tl.program_id(0)
     req = tl.program_id(1)
@@ -56,7 +56,10 @@ def _prefill_kernel(
         m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_M], tl.float32)
         acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-        qk_scale = scale * 1.4426950408889634
+        sm_scale = scale
+        if HAS_KV_SCALE:
+            sm_scale = scale * tl.load(k_scale_ptr)
+        qk_scale = sm_scale * 1.4426950408889634
         bt_row = bt_ptr + req.to(tl.int64) * bt_stride
         for start in range(lo, hi, BLOCK_N):
             offs_n = start + tl.arange(0, BLOCK_N)
@@ -68,7 +71,7 @@ def _prefill_kernel(
             k = tl.load(k_cache_ptr + k_rows[None, :] + offs_d[:, None], mask=n_mask[None, :] & d_mask[:, None], other=0.0)
             s = tl.dot(q, k.to(q.dtype), input_precision=DOT_PRECISION)
             if HAS_SOFTCAP:
-                s = _softcap(s * scale, softcap) * 1.4426950408889634
+                s = _softcap(s * sm_scale, softcap) * 1.4426950408889634
             else:
                 s = s * qk_scale
             allowed = n_mask[None, :] & (offs_n[None, :] <= q_pos[:, None])
@@ -84,6 +87,8 @@ def _prefill_kernel(
             acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), v.to(q.dtype), input_precision=DOT_PRECISION)
             m_i = m_new
         out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
+        if HAS_KV_SCALE:
+            out = out * tl.load(v_scale_ptr)
         tl.store(
             out_ptr + q_rows[:, None] * o_stride_t + head * o_stride_h + offs_d[None, :],
             out.to(out_ptr.dtype.element_ty), mask=m_mask[:, None] & d_mask[None, :],
@@ -96,7 +101,7 @@ def dot_precision(dtype: torch.dtype) -> str:
 
 
 def prefill_attention(
-    q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables, scale, sliding_window, softcap,
+    q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables, scale, sliding_window, softcap, kv_scales,
     max_seqlen_q, block_m=None, block_n=None,
 ):
     """Launch the prefill kernel over every request (decode rows included); writes `out`."""
@@ -111,13 +116,14 @@ def prefill_attention(
     grid = (triton.cdiv(max_seqlen_q, block_m), num_requests, hq)
     _prefill_kernel[grid](
         q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables,
+        seq_lens if kv_scales is None else kv_scales[0], seq_lens if kv_scales is None else kv_scales[1],
         scale, softcap or 1.0, sliding_window or 0,
         q.stride(0), q.stride(1), out.stride(0), out.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         block_tables.stride(0), k_cache.shape[1], hq // hk,
         HEAD_DIM=d, BLOCK_D=block_d, BLOCK_M=block_m, BLOCK_N=block_n,
-        HAS_WINDOW=sliding_window is not None, HAS_SOFTCAP=softcap is not None,
+        HAS_WINDOW=sliding_window is not None, HAS_SOFTCAP=softcap is not None, HAS_KV_SCALE=kv_scales is not None,
         DOT_PRECISION=dot_precision(q.dtype), num_warps=4, num_stages=2,
     )
     return out
