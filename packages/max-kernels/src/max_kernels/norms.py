@@ -21,11 +21,12 @@ def _rms_norm_kernel(
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     mask = cols < n_cols
-    x = tl.load(x_ptr + row * x_stride + cols, mask=mask, other=0.0)
+    xf = tl.load(x_ptr + row * x_stride + cols, mask=mask, other=0.0).to(tl.float32)
     if HAS_RESIDUAL:
-        x = x + tl.load(res_ptr + row * res_stride + cols, mask=mask, other=0.0)
-        tl.store(res_out_ptr + row * res_out_stride + cols, x, mask=mask)
-    xf = x.to(tl.float32)
+        xf += tl.load(res_ptr + row * res_stride + cols, mask=mask, other=0.0).to(tl.float32)
+        rounded = xf.to(res_out_ptr.dtype.element_ty)
+        tl.store(res_out_ptr + row * res_out_stride + cols, rounded, mask=mask)
+        xf = rounded.to(tl.float32)
     rstd = 1.0 / tl.sqrt(tl.sum(xf * xf, axis=0) / n_cols + eps)
     w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
     tl.store(y_ptr + row * y_stride + cols, (xf * rstd * w).to(y_ptr.dtype.element_ty), mask=mask)
