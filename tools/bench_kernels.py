@@ -62,65 +62,121 @@ def _register_core_cases(smoke: bool) -> None:
     def norm_inputs(device):
         g = torch.Generator(device).manual_seed(0)
         x = torch.randn(t, h, device=device, generator=g, dtype=BF16)
-        return {"x": x, "weight": torch.randn(h, device=device, dtype=BF16), "eps": 1e-6,
-                "residual": torch.randn_like(x)}
+        return {
+            "x": x,
+            "weight": torch.randn(h, device=device, dtype=BF16),
+            "eps": 1e-6,
+            "residual": torch.randn_like(x),
+        }
 
-    register(KernelCase(
-        f"rms_norm+residual [{t}x{h}]", norm_inputs, norms.rms_norm_triton, norms.rms_norm_ref,
-        lambda a: 4 * _nbytes(a["x"]),
-    ))
-    register(KernelCase(
-        f"layer_norm [{t}x{h}]",
-        lambda d: {**{k: v for k, v in norm_inputs(d).items() if k != "residual"}, "bias": torch.randn(h, device=d, dtype=BF16)},
-        norms.layer_norm_triton, norms.layer_norm_ref, lambda a: 2 * _nbytes(a["x"]),
-    ))
+    register(
+        KernelCase(
+            f"rms_norm+residual [{t}x{h}]",
+            norm_inputs,
+            norms.rms_norm_triton,
+            norms.rms_norm_ref,
+            lambda a: 4 * _nbytes(a["x"]),
+        )
+    )
+    register(
+        KernelCase(
+            f"layer_norm [{t}x{h}]",
+            lambda d: {
+                **{k: v for k, v in norm_inputs(d).items() if k != "residual"},
+                "bias": torch.randn(h, device=d, dtype=BF16),
+            },
+            norms.layer_norm_triton,
+            norms.layer_norm_ref,
+            lambda a: 2 * _nbytes(a["x"]),
+        )
+    )
 
     def rope_inputs(device):
         return {
-            "q": torch.randn(t, 32, 128, device=device, dtype=BF16), "k": torch.randn(t, 8, 128, device=device, dtype=BF16),
+            "q": torch.randn(t, 32, 128, device=device, dtype=BF16),
+            "k": torch.randn(t, 8, 128, device=device, dtype=BF16),
             "positions": torch.randint(0, 8192, (t,), device=device),
-            "cos_sin_cache": rotary.rope_cos_sin_cache(128, 8192, 500000.0, None, device), "neox": True,
+            "cos_sin_cache": rotary.rope_cos_sin_cache(128, 8192, 500000.0, None, device),
+            "neox": True,
         }
 
-    register(KernelCase(
-        f"apply_rope [{t} tok, 32q/8k heads, D128]", rope_inputs, rotary.apply_rope_triton, rotary.apply_rope_ref,
-        lambda a: 2 * _nbytes(a["q"], a["k"]),
-    ))
+    register(
+        KernelCase(
+            f"apply_rope [{t} tok, 32q/8k heads, D128]",
+            rope_inputs,
+            rotary.apply_rope_triton,
+            rotary.apply_rope_ref,
+            lambda a: 2 * _nbytes(a["q"], a["k"]),
+        )
+    )
 
     def store_inputs(device):
         k_cache = torch.zeros(-(-t // 16) + 1, 16, 8, 128, device=device, dtype=BF16)
         return {
-            "key": torch.randn(t, 8, 128, device=device, dtype=BF16), "value": torch.randn(t, 8, 128, device=device, dtype=BF16),
-            "k_cache": k_cache, "v_cache": torch.zeros_like(k_cache),
+            "key": torch.randn(t, 8, 128, device=device, dtype=BF16),
+            "value": torch.randn(t, 8, 128, device=device, dtype=BF16),
+            "k_cache": k_cache,
+            "v_cache": torch.zeros_like(k_cache),
             "slot_mapping": torch.randperm(t, device=device) + 16,
         }
 
-    register(KernelCase(
-        f"store_kvcache [{t} tok, 8 heads, D128, P16]", store_inputs, kv_store.store_kvcache_triton,
-        kv_store.store_kvcache_ref, lambda a: 2 * _nbytes(a["key"], a["value"]), mutated=("k_cache", "v_cache"),
-    ))
+    register(
+        KernelCase(
+            f"store_kvcache [{t} tok, 8 heads, D128, P16]",
+            store_inputs,
+            kv_store.store_kvcache_triton,
+            kv_store.store_kvcache_ref,
+            lambda a: 2 * _nbytes(a["key"], a["value"]),
+            mutated=("k_cache", "v_cache"),
+        )
+    )
 
     def gated_inputs(device):
         return {"x": torch.randn(t, 2 * f, device=device, dtype=BF16)}
 
-    register(KernelCase(
-        f"silu_and_mul [{t}x2x{f}]", gated_inputs, activations.silu_and_mul_triton, activations.silu_and_mul_ref,
-        lambda a: _nbytes(a["x"]) * 3 // 2,
-    ))
-    register(KernelCase(
-        f"gelu_tanh_and_mul [{t}x2x{f}]", gated_inputs, activations.gelu_tanh_and_mul_triton,
-        activations.gelu_tanh_and_mul_ref, lambda a: _nbytes(a["x"]) * 3 // 2,
-    ))
+    register(
+        KernelCase(
+            f"silu_and_mul [{t}x2x{f}]",
+            gated_inputs,
+            activations.silu_and_mul_triton,
+            activations.silu_and_mul_ref,
+            lambda a: _nbytes(a["x"]) * 3 // 2,
+        )
+    )
+    register(
+        KernelCase(
+            f"gelu_tanh_and_mul [{t}x2x{f}]",
+            gated_inputs,
+            activations.gelu_tanh_and_mul_triton,
+            activations.gelu_tanh_and_mul_ref,
+            lambda a: _nbytes(a["x"]) * 3 // 2,
+        )
+    )
 
-    register(KernelCase(
-        f"quantize_fp8 [{n}]", lambda d: {"x": torch.randn(n, device=d, dtype=BF16), "scale": torch.tensor(0.05, device=d)},
-        fp8.quantize_fp8_triton, fp8.quantize_fp8_ref, lambda a: a["x"].numel() * 3, tolerance=0.0,
-    ))
-    register(KernelCase(
-        f"dequantize_fp8 [{n}]",
-        lambda d: {"x": torch.randn(n, device=d).to(torch.float8_e4m3fn), "scale": torch.tensor(0.05, device=d), "dtype": BF16},
-        fp8.dequantize_fp8_triton, fp8.dequantize_fp8_ref, lambda a: a["x"].numel() * 3, tolerance=0.0,
-    ))
+    register(
+        KernelCase(
+            f"quantize_fp8 [{n}]",
+            lambda d: {"x": torch.randn(n, device=d, dtype=BF16), "scale": torch.tensor(0.05, device=d)},
+            fp8.quantize_fp8_triton,
+            fp8.quantize_fp8_ref,
+            lambda a: a["x"].numel() * 3,
+            tolerance=0.0,
+        )
+    )
+    register(
+        KernelCase(
+            f"dequantize_fp8 [{n}]",
+            lambda d: {
+                "x": torch.randn(n, device=d).to(torch.float8_e4m3fn),
+                "scale": torch.tensor(0.05, device=d),
+                "dtype": BF16,
+            },
+            fp8.dequantize_fp8_triton,
+            fp8.dequantize_fp8_ref,
+            lambda a: a["x"].numel() * 3,
+            tolerance=0.0,
+        )
+    )
 
     def paged_inputs(device, q_lens, kv_lens, page, hq=32, hk=8, d=128):
         blocks_per_req = [math.ceil(n / page) for n in kv_lens]
@@ -129,15 +185,18 @@ def _register_core_cases(smoke: bool) -> None:
         order = torch.randperm(num_blocks - 1) + 1
         start = 0
         for i, nb in enumerate(blocks_per_req):
-            tables[i, :nb] = order[start:start + nb]
+            tables[i, :nb] = order[start : start + nb]
             start += nb
         k_cache = torch.randn(num_blocks, page, hk, d, device=device, dtype=BF16)
         return {
-            "q": torch.randn(sum(q_lens), hq, d, device=device, dtype=BF16), "k_cache": k_cache,
+            "q": torch.randn(sum(q_lens), hq, d, device=device, dtype=BF16),
+            "k_cache": k_cache,
             "v_cache": torch.randn_like(k_cache),
             "cu_seqlens_q": torch.tensor([0, *q_lens], device=device).cumsum(0).to(torch.int32),
             "seq_lens": torch.tensor(kv_lens, dtype=torch.int32, device=device),
-            "block_tables": tables.to(device), "scale": d**-0.5, "max_seqlen_q": max(q_lens),
+            "block_tables": tables.to(device),
+            "scale": d**-0.5,
+            "max_seqlen_q": max(q_lens),
         }
 
     def kv_bytes(a):
@@ -151,16 +210,25 @@ def _register_core_cases(smoke: bool) -> None:
         return 4 * pairs * hq * d
 
     for batch, kv_len, page in [(64, ctx, 16), (8, 8 * ctx, 16), (64, ctx, 1), (64, ctx, 256)]:
-        register(KernelCase(
-            f"paged decode [B{batch}, {kv_len} ctx, 32q/8k, D128, P{page}]",
-            lambda d, b=batch, n=kv_len, p=page: paged_inputs(d, [1] * b, [n] * b, p),
-            attention.paged_attention_triton, attention.paged_attention_ref, kv_bytes,
-        ))
-    register(KernelCase(
-        f"paged prefill [4 x {ctx // 2} new, {ctx // 2} cached, P16]",
-        lambda d: paged_inputs(d, [ctx // 2] * 4, [ctx] * 4, 16),
-        attention.paged_attention_triton, attention.paged_attention_ref, kv_bytes, flops=attention_flops,
-    ))
+        register(
+            KernelCase(
+                f"paged decode [B{batch}, {kv_len} ctx, 32q/8k, D128, P{page}]",
+                lambda d, b=batch, n=kv_len, p=page: paged_inputs(d, [1] * b, [n] * b, p),
+                attention.paged_attention_triton,
+                attention.paged_attention_ref,
+                kv_bytes,
+            )
+        )
+    register(
+        KernelCase(
+            f"paged prefill [4 x {ctx // 2} new, {ctx // 2} cached, P16]",
+            lambda d: paged_inputs(d, [ctx // 2] * 4, [ctx] * 4, 16),
+            attention.paged_attention_triton,
+            attention.paged_attention_ref,
+            kv_bytes,
+            flops=attention_flops,
+        )
+    )
 
 
 def copy_bandwidth(device: torch.device) -> float:
@@ -201,7 +269,9 @@ def run_case(case: KernelCase, device: torch.device, copy_gbs: float, smoke: boo
     rate = f"{gbs:8.0f} GB/s ({100 * gbs / copy_gbs:3.0f}% of copy)"
     if case.flops is not None:
         rate += f"  {case.flops(inputs) / kernel_ms / 1e9:6.1f} TFLOP/s"
-    return f"{case.name:<52} {kernel_ms * 1e3:9.1f} us  {rate}  twin {twin_ms * 1e3:9.1f} us  x{twin_ms / kernel_ms:5.1f}"
+    return (
+        f"{case.name:<52} {kernel_ms * 1e3:9.1f} us  {rate}  twin {twin_ms * 1e3:9.1f} us  x{twin_ms / kernel_ms:5.1f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,8 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.smoke and os.environ.get("TRITON_INTERPRET") == "1":
         device = torch.device("cpu")
     else:
-        print("bench_kernels: no CUDA GPU found; the Triton kernels are only benchmarked on a GPU "
-              "(TRITON_INTERPRET=1 with --smoke checks them on the CPU).", file=sys.stderr)
+        print(
+            "bench_kernels: no CUDA GPU found; the Triton kernels are only benchmarked on a GPU "
+            "(TRITON_INTERPRET=1 with --smoke checks them on the CPU).",
+            file=sys.stderr,
+        )
         return 1
     _register_core_cases(args.smoke)
     copy_gbs = 0.0 if args.smoke else copy_bandwidth(device)

@@ -16,7 +16,6 @@ from max_kernels.dispatch import use_triton
 from max_kernels.fp8 import dequantize_fp8_ref, scale_tensor
 
 
-
 def _gather(cache: torch.Tensor, blocks: torch.Tensor, length: int, scale, dtype) -> torch.Tensor:
     """`[..., n_blocks]` block ids -> `[..., length, Hk, D]` contiguous K or V in `dtype`."""
     pages = cache[blocks]
@@ -60,8 +59,19 @@ def _decode_ref(q, k_cache, v_cache, seq_lens, block_tables, scale, sliding_wind
 
 
 def paged_attention_ref(
-    q, k_cache, v_cache, cu_seqlens_q, seq_lens, block_tables, scale, *, sliding_window=None, softcap=None,
-    max_seqlen_q=None, k_scale=None, v_scale=None,
+    q,
+    k_cache,
+    v_cache,
+    cu_seqlens_q,
+    seq_lens,
+    block_tables,
+    scale,
+    *,
+    sliding_window=None,
+    softcap=None,
+    max_seqlen_q=None,
+    k_scale=None,
+    v_scale=None,
 ):
     out = torch.empty_like(q)
     starts = cu_seqlens_q.tolist()
@@ -71,8 +81,16 @@ def paged_attention_ref(
         rows = cu_seqlens_q[:-1][decode.to(cu_seqlens_q.device)].long()
         dev_decode = decode.to(seq_lens.device)
         out[rows] = _decode_ref(
-            q[rows], k_cache, v_cache, seq_lens[dev_decode], block_tables[dev_decode], scale, sliding_window, softcap,
-            k_scale, v_scale,
+            q[rows],
+            k_cache,
+            v_cache,
+            seq_lens[dev_decode],
+            block_tables[dev_decode],
+            scale,
+            sliding_window,
+            softcap,
+            k_scale,
+            v_scale,
         )
     page = k_cache.shape[1]
     for i in torch.nonzero(q_lens > 1).flatten().tolist():
@@ -88,8 +106,19 @@ def paged_attention_ref(
 
 
 def paged_attention_triton(
-    q, k_cache, v_cache, cu_seqlens_q, seq_lens, block_tables, scale, *, sliding_window=None, softcap=None,
-    max_seqlen_q=None, k_scale=None, v_scale=None,
+    q,
+    k_cache,
+    v_cache,
+    cu_seqlens_q,
+    seq_lens,
+    block_tables,
+    scale,
+    *,
+    sliding_window=None,
+    softcap=None,
+    max_seqlen_q=None,
+    k_scale=None,
+    v_scale=None,
 ):
     assert q.stride(-1) == 1 and k_cache.stride(-1) == 1 and v_cache.stride(-1) == 1, "features must be contiguous"
     out = torch.empty_like(q)
@@ -125,6 +154,16 @@ def paged_attention(
     """
     fn = paged_attention_triton if use_triton(q) else paged_attention_ref
     return fn(
-        q, k_cache, v_cache, cu_seqlens_q, seq_lens, block_tables, scale,
-        sliding_window=sliding_window, softcap=softcap, max_seqlen_q=max_seqlen_q, k_scale=k_scale, v_scale=v_scale,
+        q,
+        k_cache,
+        v_cache,
+        cu_seqlens_q,
+        seq_lens,
+        block_tables,
+        scale,
+        sliding_window=sliding_window,
+        softcap=softcap,
+        max_seqlen_q=max_seqlen_q,
+        k_scale=k_scale,
+        v_scale=v_scale,
     )
