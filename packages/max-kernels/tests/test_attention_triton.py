@@ -80,3 +80,11 @@ def test_float8_cache_with_scales(paged_batch, q_lens, kv_lens, max_seqlen_q):
     got = paged_attention_triton(q, k8, v8, cu, seq_lens, bt, 0.25, max_seqlen_q=max_seqlen_q, softcap=4.0, **kwargs)
     want = paged_attention_ref(q, k8, v8, cu, seq_lens, bt, 0.25, softcap=4.0, **kwargs)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("q_lens,max_seqlen_q", [([1, 0, 1], 1), ([2, 0, 1], 2)])
+def test_requests_without_queries_are_skipped(paged_batch, q_lens, max_seqlen_q):
+    q, k_cache, v_cache, cu, seq_lens, bt = paged_batch(q_lens, [6, 4, 9], 2, 1, 16, 4)
+    got = paged_attention_triton(q, k_cache, v_cache, cu, seq_lens, bt, 0.25, max_seqlen_q=max_seqlen_q)
+    want = paged_attention_ref(q, k_cache, v_cache, cu, seq_lens, bt, 0.25)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
