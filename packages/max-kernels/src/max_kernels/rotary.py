@@ -157,9 +157,10 @@ def _rope_kernel(
     x2 = tl.load(src + second, mask=rmask, other=0.0).to(tl.float32)
     tl.store(dst + first, (x1 * cos - x2 * sin).to(out_ptr.dtype.element_ty), mask=rmask)
     tl.store(dst + second, (x2 * cos + x1 * sin).to(out_ptr.dtype.element_ty), mask=rmask)
-    d = tl.arange(0, BLOCK_D)[None, :] + 2 * HALF
-    pmask = (heads < n_heads) & (d < head_dim)
-    tl.store(dst + d, tl.load(src + d, mask=pmask), mask=pmask)
+    if BLOCK_D > 0:
+        d = tl.arange(0, BLOCK_D)[None, :] + 2 * HALF
+        pmask = (heads < n_heads) & (d < head_dim)
+        tl.store(dst + d, tl.load(src + d, mask=pmask), mask=pmask)
 
 
 def _rope_one_triton(x, positions, cos_sin_cache, neox):
@@ -186,7 +187,7 @@ def _rope_one_triton(x, positions, cos_sin_cache, neox):
         NEOX=neox,
         BLOCK_H=triton.next_power_of_2(h),
         BLOCK_R=triton.next_power_of_2(half),
-        BLOCK_D=triton.next_power_of_2(max(d - 2 * half, 1)),
+        BLOCK_D=triton.next_power_of_2(d - 2 * half) if d > 2 * half else 0,
     )
     return out
 
