@@ -90,6 +90,8 @@ def rope_cos_sin_cache(rotary_dim: int, max_positions: int, base: float, scaling
     """
     s = dict(scaling or {})
     kind = s.get("rope_type", s.get("type", "default"))
+    if kind in ("llama3", "yarn", "longrope"):
+        s.setdefault("original_max_position_embeddings", s.get("max_position_embeddings", max_positions))
     positions = torch.arange(max_positions, device=device)
     if kind == "default":
         return _cos_sin(_base_inv_freq(rotary_dim, base, device), positions, 1.0)
@@ -98,7 +100,7 @@ def rope_cos_sin_cache(rotary_dim: int, max_positions: int, base: float, scaling
     if kind == "llama3":
         return _cos_sin(_llama3(_base_inv_freq(rotary_dim, base, device), s), positions, 1.0)
     if kind == "dynamic":
-        original = s.get("original_max_position_embeddings", s.get("max_position_embeddings", max_positions))
+        original = s.get("max_position_embeddings", max_positions)
         seq_len = max(max_positions, original)
         factor = s["factor"]
         ntk_base = base * ((factor * seq_len / original) - (factor - 1)) ** (rotary_dim / (rotary_dim - 2))
