@@ -7,9 +7,9 @@ from pathlib import Path
 WORKER = Path(__file__).with_name("tiered_worker.py")
 
 
-def _start(directory, mode, num_tokens):
+def _start(directory, num_tokens):
     return subprocess.Popen(
-        [sys.executable, str(WORKER), str(directory), mode, "model-a", str(num_tokens)],
+        [sys.executable, str(WORKER), str(directory), "model-a", str(num_tokens)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -22,9 +22,9 @@ def _result(proc):
 
 def test_processes_share_a_tiered_directory(tmp_path):
     """Two processes write the same blocks at once; a third, later one loads them instead of recomputing."""
-    writers = [_start(tmp_path, "write", 18) for _ in range(2)]
-    results = sorted(_result(w) for w in writers)  # the later one may already hit the earlier one's blocks
-    assert results[0] == "hit=0 ok=True corrupt=0"
-    assert results[1] in ("hit=0 ok=True corrupt=0", "hit=16 ok=True corrupt=0")
+    writers = [_start(tmp_path, 18) for _ in range(2)]
+    # a writer may already hit some leading blocks of the other one; whatever it loads must be exact
+    allowed = {f"hit={hit} ok=True corrupt=0" for hit in (0, 4, 8, 12, 16)}
+    assert {_result(w) for w in writers} <= allowed
     assert not list(tmp_path.rglob("*.tmp")) and len(list(tmp_path.rglob("*.kvb"))) == 4
-    assert _result(_start(tmp_path, "read", 19)) == "hit=16 ok=True corrupt=0"
+    assert _result(_start(tmp_path, 19)) == "hit=16 ok=True corrupt=0"

@@ -1,6 +1,7 @@
-"""A separate process using a shared tiered directory: `write` prefills a prompt, `read` checks a hit.
+"""A separate process using a shared tiered directory: prefill a prompt of `range(NUM_TOKENS)`,
+checking that every block loaded from the directory holds exactly what a model would have written.
 
-Run as `python tiered_worker.py DIR MODE FINGERPRINT NUM_TOKENS`; prints `hit=<tokens> ok=<bool>`.
+Run as `python tiered_worker.py DIR FINGERPRINT NUM_TOKENS`; prints `hit=<tokens> ok=<bool> corrupt=<n>`.
 """
 
 import hashlib
@@ -25,7 +26,7 @@ class Request:
         self.num_prompt_tokens, self.num_computed_tokens = len(tokens), 0
 
 
-def main(directory, mode, fingerprint, num_tokens):
+def main(directory, fingerprint, num_tokens):
     connector = create_connector("tiered", {"disk_dir": directory, "host_bytes": 2**20}, SPEC, fingerprint)
     manager = KVCacheManager(PagedKVCache(SPEC, 32), connector=connector)
     req = Request(list(range(num_tokens)))
@@ -34,10 +35,8 @@ def main(directory, mode, fingerprint, num_tokens):
     assert manager.allocate_slots(req, num_tokens - hit)
     ids = manager.block_ids(req)
     expected = torch.stack([model_kv(req.all_token_ids, p) for p in range(num_tokens)])
-    ok = True
-    if mode == "read":
-        k, v = manager.kv_cache.gather_tokens(1, ids, hit)
-        ok = torch.equal(k, expected[:hit, 0]) and torch.equal(v, expected[:hit, 1])
+    k, v = manager.kv_cache.gather_tokens(1, ids, hit)  # whatever was loaded must be exact
+    ok = torch.equal(k, expected[:hit, 0]) and torch.equal(v, expected[:hit, 1])
     slots = build_slot_mapping([ids], [hit], [num_tokens - hit], SPEC.page_size)
     for layer in range(SPEC.num_layers):
         manager.kv_cache.store(layer, expected[hit:, 0], expected[hit:, 1], slots)
@@ -47,4 +46,4 @@ def main(directory, mode, fingerprint, num_tokens):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
