@@ -49,9 +49,9 @@ def create_connector(
         if "url" not in config:
             raise ConfigError('--kv-connector-config: dkv needs "url", e.g. {"url": "redis://127.0.0.1:6379/0"}')
         return DKVConnector(spec, model_fingerprint, config["url"], config.get("ttl_s"), float(config.get("timeout_s", 2.0)))
-    host_blocks = _size(config, "host", 4.0) // spec.bytes_per_block
+    host_blocks = _size(config, "host", 4.0) // spec.packed_block_bytes
     if host_blocks < 1:
-        raise ConfigError(f"--kv-connector-config: host memory holds no block of {spec.bytes_per_block} bytes")
+        raise ConfigError(f"--kv-connector-config: host memory holds no block of {spec.packed_block_bytes} bytes")
     if name == "local":
         from max_kvcache.connectors.host import LocalConnector
 
