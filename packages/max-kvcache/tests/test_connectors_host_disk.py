@@ -6,7 +6,7 @@ import torch
 from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
 from max_kvcache.connectors import create_connector
 from max_kvcache.connectors.record import encode_block
-from max_kvcache.errors import ConfigError
+from max_config.errors import ConfigError
 
 FORMATS = ["float32", "bfloat16", "float8_e4m3fn"]
 

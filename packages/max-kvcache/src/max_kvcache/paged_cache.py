@@ -88,7 +88,7 @@ class PagedKVCache:
         return same.index(False) if False in same else len(same)
 
     def unpack_blocks(self, block_ids: list[int], data: torch.Tensor) -> None:
-        """Write packed rows `[n, packed_block_bytes]` (as from `pack_blocks`, with matching scales) into `block_ids`."""
+        """Write packed rows `[n, packed_block_bytes]` (from `pack_blocks`, same scales) into `block_ids`."""
         n = len(block_ids)
         if data.shape != (n, self.spec.packed_block_bytes):
             raise ValueError(f"expected {(n, self.spec.packed_block_bytes)} bytes, got {tuple(data.shape)}")
