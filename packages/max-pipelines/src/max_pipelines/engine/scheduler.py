@@ -132,6 +132,7 @@ class Scheduler:
             remaining = seq.num_tokens - seq.num_computed_tokens
             num_new = min(remaining, budget[0])
             if num_new < remaining and not self.config.enable_chunked_prefill:
+                self.kv.free(seq)
                 seq.num_computed_tokens = 0
                 break
             if (
@@ -139,6 +140,7 @@ class Scheduler:
                 or not self._fits_total(batch, seq, num_new)
                 or not self.kv.allocate_slots(seq, num_new)
             ):
+                self.kv.free(seq)
                 seq.num_computed_tokens = 0
                 break
             self.stats.num_prefix_cached_tokens += seq.num_computed_tokens

@@ -7,10 +7,12 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
-from max_config import SamplingParams
+if TYPE_CHECKING:
+    from max_config import SamplingParams
 
 _ids = itertools.count()
 
@@ -36,6 +38,7 @@ class Sequence:
     max_length: int
     eos_token_ids: frozenset[int] = frozenset()
     extra_keys: tuple = ()
+    echo: bool = False
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
     arrival_time: float = field(default_factory=time.perf_counter)
 
@@ -53,7 +56,7 @@ class Sequence:
         # Filled by the sampler when penalties are on: per-token counts of generated tokens, prompt mask.
         self.output_counts: torch.Tensor | None = None
         self.prompt_mask: torch.Tensor | None = None
-        self.prompt_logprobs: list[float] | None = [] if self.params.echo else None
+        self.prompt_logprobs: list[float] | None = [] if self.echo or self.params.echo else None
 
     @property
     def num_tokens(self) -> int:
