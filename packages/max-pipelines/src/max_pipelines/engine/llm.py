@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from max_config import PipelineConfig, SamplingParams
+from max_config import ConfigError, PipelineConfig, SamplingParams
 from max_pipelines.engine.builder import EngineParts, build_engine
 from max_pipelines.engine.outputs import RequestOutput, StreamDelta
 from max_pipelines.engine.request_state import RequestState
@@ -19,15 +19,16 @@ class LLM:
         self._init(PipelineConfig.from_flat(model_path=model, **kwargs))
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> LLM:
+    def from_config(cls, config: PipelineConfig, num_blocks: int | None = None) -> LLM:
+        """Build from a resolved config; `num_blocks` caps the KV cache below the memory plan."""
         llm = cls.__new__(cls)
-        llm._init(config)
+        llm._init(config, num_blocks)
         return llm
 
-    def _init(self, config: PipelineConfig) -> None:
+    def _init(self, config: PipelineConfig, num_blocks: int | None = None) -> None:
         start = time.perf_counter()
         self.config = config
-        parts: EngineParts = build_engine(config)
+        parts: EngineParts = build_engine(config, num_blocks)
         self.tokenizer = parts.tokenizer
         self.scheduler = parts.scheduler
         self.runner = parts.runner
@@ -54,7 +55,7 @@ class LLM:
     def add_request(self, prompt: str | list[int], params: SamplingParams, use_chat_template: bool = True) -> Sequence:
         ids = self.encode(prompt, use_chat_template)
         if len(ids) >= self.max_length:
-            raise ValueError(
+            raise ConfigError(
                 f"the prompt has {len(ids)} tokens but --max-length is {self.max_length}: "
                 "shorten the prompt or raise --max-length"
             )
@@ -115,7 +116,7 @@ class LLM:
                 self.step()
             return [self._states[s].output() for s in seqs]
         finally:
-            self._drop(seqs)
+            self.release(seqs)
 
     def stream(
         self, prompt: str | list[int], sampling_params: SamplingParams | None = None, use_chat_template: bool = True
@@ -129,12 +130,17 @@ class LLM:
                 yield from state.take_deltas()
             yield from state.take_deltas()
         finally:
-            self._drop([seq])
+            self.release([seq])
 
     def output_of(self, seq: Sequence) -> RequestOutput:
         return self._states[seq].output()
 
-    def _drop(self, seqs: list[Sequence]) -> None:
+    def take_deltas(self, seq: Sequence) -> list[StreamDelta]:
+        """The stream deltas of `seq` produced since the last call."""
+        return self._states[seq].take_deltas()
+
+    def release(self, seqs: list[Sequence]) -> None:
+        """Forget requests added with `add_request` (aborting those still running)."""
         for seq in seqs:
             if not seq.is_finished:
                 self.scheduler.finish(seq, "aborted")
