@@ -11,7 +11,7 @@ from max_config import PipelineConfig, plan_memory, resolve_devices, resolve_mod
 from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
-from max_pipelines.loader import load_model, load_tokenizer
+from max_pipelines.weights.model_loader import load_model
 
 
 @dataclass
