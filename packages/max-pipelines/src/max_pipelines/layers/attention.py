@@ -29,7 +29,10 @@ class AttentionShape:
 
 
 class PagedAttention(nn.Module):
-    """Stores this step's keys and values for layer `layer_idx`, then attends over the cache."""
+    """Stores this step's keys and values for layer `layer_idx`, then attends over the cache.
+
+    Float8 caches store with per-token scales and are read back dequantized to the query dtype.
+    """
 
     def __init__(self, layer_idx: int, shape: AttentionShape):
         super().__init__()
@@ -40,9 +43,13 @@ class PagedAttention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         md = ctx.attn_metadata
-        k_cache = ctx.kv_cache.k_caches[self.layer_idx]
-        v_cache = ctx.kv_cache.v_caches[self.layer_idx]
-        store_kvcache(k, v, k_cache, v_cache, md.slot_mapping)
+        cache = ctx.kv_cache
+        if cache.spec.is_fp8:
+            cache.store(self.layer_idx, k, v, md.slot_mapping)
+            k_cache, v_cache = cache.layer_kv(self.layer_idx, q.dtype)
+        else:
+            k_cache, v_cache = cache.k_caches[self.layer_idx], cache.v_caches[self.layer_idx]
+            store_kvcache(k, v, k_cache, v_cache, md.slot_mapping)
         return paged_attention(
             q,
             k_cache,
