@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from max_config import PipelineConfig, plan_memory, resolve_devices, resolve_model_files
+from max_config import PipelineConfig, resolve_pipeline
 from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
@@ -34,32 +34,34 @@ def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
-def kv_cache_spec(hf_config: dict, page_size: int, dtype: torch.dtype, device: torch.device) -> KVCacheSpec:
-    heads = hf_config["num_attention_heads"]
-    return KVCacheSpec(
-        num_layers=hf_config["num_hidden_layers"],
-        num_kv_heads=hf_config.get("num_key_value_heads") or heads,
-        head_dim=hf_config.get("head_dim") or hf_config["hidden_size"] // heads,
-        page_size=page_size,
-        dtype=dtype,
-        device=device,
-    )
+def _load_tokenizer(files):
+    from transformers import AutoTokenizer
+
+    if files.weight_format == "gguf":
+        path = files.weight_files[0]
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(files.root)
+    if files.chat_template:
+        tokenizer.chat_template = files.chat_template
+    return tokenizer
 
 
 def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> EngineParts:
-    device = resolve_devices(config.model.devices)[0]
+    resolved = resolve_pipeline(config)
+    files, device, plan = resolved.files, resolved.devices[0], resolved.plan
     if device.type == "cpu":
         torch.set_num_threads(len(os.sched_getaffinity(0)))
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    files = resolve_model_files(config.model)
-    model = load_model(files, device, dtype)
-    tokenizer = load_tokenizer(files)
-    if files.chat_template:
-        tokenizer.chat_template = files.chat_template
-    kv_format = config.kv_cache.kv_cache_format
-    kv_dtype = kv_format.value if kv_format is not None else dtype
-    spec = kv_cache_spec(files.config, config.kv_cache.kv_cache_page_size, kv_dtype, device)
-    plan = plan_memory(config, files, spec.bytes_per_block, device)
+    model = load_model(files, device)
+    tokenizer = _load_tokenizer(files)
+    spec = KVCacheSpec(
+        num_layers=files.num_layers,
+        num_kv_heads=files.num_kv_heads,
+        head_dim=files.head_dim,
+        page_size=plan.page_size,
+        dtype=plan.kv_dtype,
+        device=device,
+    )
     kv_cache = PagedKVCache(spec, min(plan.num_blocks, num_blocks or plan.num_blocks))
     kv_manager = KVCacheManager(
         kv_cache,
@@ -75,14 +77,13 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
             max_batch_total_tokens=runtime.max_batch_total_tokens,
             enable_chunked_prefill=runtime.enable_chunked_prefill,
             enable_in_flight_batching=runtime.enable_in_flight_batching,
-            page_size=spec.page_size,
+            page_size=plan.page_size,
         ),
     )
-    runner = ModelRunner(model, kv_cache, kv_manager, spec.page_size, device)
     return EngineParts(
         tokenizer=tokenizer,
         scheduler=scheduler,
-        runner=runner,
+        runner=ModelRunner(model, kv_cache, kv_manager, plan.page_size, device),
         kv_manager=kv_manager,
         max_length=plan.max_length,
         eos_token_ids=eos_token_ids(files.generation_config, tokenizer),
