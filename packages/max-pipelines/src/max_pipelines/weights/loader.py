@@ -20,15 +20,27 @@ class WeightLoader:
     """Maps, transforms, fuses and assigns checkpoint tensors onto `model`'s parameters.
 
     Float tensors are cast to `dtype` on `device`. Packed GGUF tensors stay packed where they
-    feed a `Linear` and are dequantized to `dtype` anywhere else (embedding tables).
+    feed a `Linear` (unless `keep_packed` is False) and are dequantized to `dtype` anywhere else
+    (embedding tables). On the CPU, packed weights of a float32 model use the exact float32
+    path of `quantized_linear`; other dtypes let it pick its fastest path.
     """
 
-    def __init__(self, model: nn.Module, weight_map: WeightMap, config: dict, device: torch.device, dtype: torch.dtype):
+    def __init__(
+        self,
+        model: nn.Module,
+        weight_map: WeightMap,
+        config: dict,
+        device: torch.device,
+        dtype: torch.dtype,
+        keep_packed: bool = True,
+    ):
         self.model = model
         self.weight_map = weight_map
         self.config = config
         self.device = device
         self.dtype = dtype
+        self.keep_packed = keep_packed
+        self.cpu_path = "float32" if dtype == torch.float32 else "auto"
         self.loaded: set[str] = set()
         self._pending: dict[str, list[Value | None]] = {}
 
@@ -70,7 +82,7 @@ class WeightLoader:
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}") from None
         if not hasattr(module, attr):
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}")
-        if isinstance(module, Linear) and attr == "weight" and isinstance(parts[0], PackedTensor):
+        if self.keep_packed and isinstance(module, Linear) and attr == "weight" and isinstance(parts[0], PackedTensor):
             module.set_quantized(self._packed(parts))
         else:
             tensor = torch.cat([self._float(p) for p in parts]) if len(parts) > 1 else self._float(parts[0])
@@ -100,5 +112,5 @@ class WeightLoader:
         for g in groups:
             data = torch.cat([p.data for p in g]).to(self.device)
             shape = (sum(p.shape[0] for p in g), g[0].shape[1])
-            out.append(QuantizedWeight(g[0].qtype, data, shape))
+            out.append(QuantizedWeight(g[0].qtype, data, shape, cpu_path=self.cpu_path))
         return tuple(out)

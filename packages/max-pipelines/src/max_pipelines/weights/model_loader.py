@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from max_config.enums import QuantizationEncoding
 from torch import nn
 
 from max_pipelines.registry import REGISTRY
@@ -10,14 +11,18 @@ from max_pipelines.weights.gguf import GGUFSource
 from max_pipelines.weights.loader import WeightLoader
 from max_pipelines.weights.safetensors import SafetensorsSource
 
-_FLOAT_ENCODINGS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_FLOAT_ENCODINGS = {
+    QuantizationEncoding.float32: torch.float32,
+    QuantizationEncoding.bfloat16: torch.bfloat16,
+    QuantizationEncoding.float16: torch.float16,
+}
 
 
-def default_dtype(encoding: str, device: torch.device) -> torch.dtype:
+def default_dtype(encoding: QuantizationEncoding | str, device: torch.device) -> torch.dtype:
     """Activation dtype: the float encoding itself, else bfloat16 on GPU and float32 on CPU."""
-    name = getattr(encoding, "value", encoding)
-    if name in _FLOAT_ENCODINGS:
-        return _FLOAT_ENCODINGS[name]
+    encoding = QuantizationEncoding(encoding)
+    if encoding in _FLOAT_ENCODINGS:
+        return _FLOAT_ENCODINGS[encoding]
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
@@ -25,8 +30,9 @@ def load_model(model_files, device: torch.device | str, dtype: torch.dtype | Non
     """Build `model_files.architecture` on the meta device and assign its weights on `device`.
 
     `model_files` is a `max_config.ModelFiles` (uses `config`, `weight_files`, `weight_format`,
-    `encoding`, `architecture`, `context_length`). Float weights are cast to `dtype`; GGUF
-    quantized weights stay packed. Tied embeddings share one table.
+    `encoding`, `architecture`, `context_length`). Float weights are cast to `dtype`. GGUF
+    quantized weights stay packed when `encoding` is a GGUF block encoding; with a float
+    encoding they are dequantized to `dtype` at load. Tied embeddings share one table.
     """
     device = torch.device(device)
     arch = REGISTRY.get(model_files.architecture)
@@ -45,7 +51,8 @@ def load_model(model_files, device: torch.device | str, dtype: torch.dtype | Non
         weight_map = arch.weight_map
         sources = [SafetensorsSource(model_files.weight_files)]
     tied = bool(config.get("tie_word_embeddings", False))
-    loader = WeightLoader(model, weight_map, config, device, dtype)
+    keep_packed = QuantizationEncoding(model_files.encoding).is_gguf_block
+    loader = WeightLoader(model, weight_map, config, device, dtype, keep_packed)
     for source in sources:
         loader.load(source, len(source), skip={"lm_head.weight"} if tied else set())
     if tied or "lm_head.weight" not in loader.loaded:

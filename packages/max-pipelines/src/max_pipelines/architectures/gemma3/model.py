@@ -80,6 +80,8 @@ class Gemma3Model(nn.Module):
 class Gemma3ForCausalLM(nn.Module):
     def __init__(self, config: dict, max_positions: int):
         super().__init__()
+        # Configs without layer types (e.g. from GGUF metadata) follow Gemma 3's 5 local : 1 global.
+        config = {"sliding_window_pattern": 6, **config}
         self.config = config
         self.model = Gemma3Model(config, max_positions)
         self.lm_head = LMHead(config["hidden_size"], config["vocab_size"], config.get("final_logit_softcapping"))
