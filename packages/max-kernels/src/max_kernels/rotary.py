@@ -78,9 +78,7 @@ def _cos_sin(inv_freq: torch.Tensor, positions: torch.Tensor, attention_factor: 
     return torch.cat([freqs.cos() * attention_factor, freqs.sin() * attention_factor], dim=-1)
 
 
-def rope_cos_sin_cache(
-    rotary_dim: int, max_positions: int, base: float, scaling: dict | None, device
-) -> torch.Tensor:
+def rope_cos_sin_cache(rotary_dim: int, max_positions: int, base: float, scaling: dict | None, device) -> torch.Tensor:
     """Float32 `[max_positions, rotary_dim]`: cos of the half frequencies, then sin.
 
     `scaling` is the HF `rope_scaling` / `rope_parameters` dict (`rope_type` or `type`: default,
@@ -114,16 +112,32 @@ def rope_cos_sin_cache(
         short = _base_inv_freq(rotary_dim, base, device, s["short_factor"])
         long = _base_inv_freq(rotary_dim, base, device, s["long_factor"])
         return torch.cat(
-            [_cos_sin(short, positions[:original], attention_factor), _cos_sin(long, positions[original:], attention_factor)]
+            [
+                _cos_sin(short, positions[:original], attention_factor),
+                _cos_sin(long, positions[original:], attention_factor),
+            ]
         )
     raise ValueError(f"rope_scaling type {kind!r} is not supported (use linear, dynamic, llama3, yarn or longrope)")
 
 
 @triton.jit
 def _rope_kernel(
-    x_ptr, out_ptr, pos_ptr, cache_ptr, n_heads, x_stride_t, x_stride_h, out_stride_t, out_stride_h,
-    cache_stride, head_dim,
-    HALF: tl.constexpr, NEOX: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+    x_ptr,
+    out_ptr,
+    pos_ptr,
+    cache_ptr,
+    n_heads,
+    x_stride_t,
+    x_stride_h,
+    out_stride_t,
+    out_stride_h,
+    cache_stride,
+    head_dim,
+    HALF: tl.constexpr,
+    NEOX: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     """One token per program: rotates the first 2*HALF features of every head, copies the rest."""
     t = tl.program_id(0).to(tl.int64)
@@ -157,9 +171,22 @@ def _rope_one_triton(x, positions, cos_sin_cache, neox):
     if x.stride(2) != 1:
         x = x.contiguous()
     _rope_kernel[(t,)](
-        x, out, positions, cos_sin_cache, h, x.stride(0), x.stride(1), out.stride(0), out.stride(1),
-        cos_sin_cache.stride(0), d, HALF=half, NEOX=neox, BLOCK_H=triton.next_power_of_2(h),
-        BLOCK_R=triton.next_power_of_2(half), BLOCK_D=triton.next_power_of_2(max(d - 2 * half, 1)),
+        x,
+        out,
+        positions,
+        cos_sin_cache,
+        h,
+        x.stride(0),
+        x.stride(1),
+        out.stride(0),
+        out.stride(1),
+        cos_sin_cache.stride(0),
+        d,
+        HALF=half,
+        NEOX=neox,
+        BLOCK_H=triton.next_power_of_2(h),
+        BLOCK_R=triton.next_power_of_2(half),
+        BLOCK_D=triton.next_power_of_2(max(d - 2 * half, 1)),
     )
     return out
 
