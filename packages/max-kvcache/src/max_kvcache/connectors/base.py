@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -24,6 +25,12 @@ class ConnectorStats:
     evictions: int = 0
 
 
+def connector_namespace(spec: KVCacheSpec, model_fingerprint: str) -> bytes:
+    """16 bytes that differ whenever the model, the KV format or the block layout differs."""
+    layout = f"{model_fingerprint}|{spec.format}|{spec.num_layers}x{spec.page_size}x{spec.num_kv_heads}x{spec.head_dim}"
+    return hashlib.blake2b(layout.encode(), digest_size=16).digest()
+
+
 class KVConnector(ABC):
     """A tier beyond device memory, keyed by block hash.
 
@@ -37,6 +44,11 @@ class KVConnector(ABC):
         self.spec = spec
         self.model_fingerprint = model_fingerprint
         self.stats = ConnectorStats()
+        self.namespace = connector_namespace(spec, model_fingerprint)
+
+    def key(self, block_hash: BlockHash) -> bytes:
+        """The tier's key of a block: the namespace (model and KV layout) followed by the block hash."""
+        return self.namespace + block_hash
 
     @abstractmethod
     def lookup(self, block_hashes: list[BlockHash]) -> int:
