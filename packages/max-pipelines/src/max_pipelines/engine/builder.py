@@ -51,7 +51,8 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     resolved = resolve_pipeline(config)
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
     if device.type == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
     model = load_model(files, device)
     tokenizer = _load_tokenizer(files)
     spec = KVCacheSpec(

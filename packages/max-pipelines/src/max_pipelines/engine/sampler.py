@@ -20,7 +20,7 @@ class Sampler:
     generated), for the rows that set any; 2. the `min_new_tokens` mask: EOS and stop ids get -inf
     while too few tokens were generated; 3. `max_kernels.sampling.sample` with temperature (0 is
     greedy), top-k, top-p, min-p and a counter-based draw keyed by (seed, number of generated tokens),
-    so a request's tokens do not depend on the rest of the batch.
+    so a request's tokens do not depend on the rest of the batch. An all-greedy batch is an argmax.
     """
 
     def __init__(self, vocab_size: int, device: torch.device):
@@ -30,8 +30,10 @@ class Sampler:
     def __call__(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
         logits = self._apply_penalties(logits, seqs)
         logits = self._mask_min_tokens(logits, seqs)
-        dev = self.device
         params = [s.params for s in seqs]
+        if all(p.temperature == 0.0 for p in params):
+            return logits.argmax(-1)
+        dev = self.device
         return sampling.sample(
             logits,
             torch.tensor([p.temperature for p in params], dtype=torch.float32, device=dev),
