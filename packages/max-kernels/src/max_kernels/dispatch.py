@@ -1,0 +1,79 @@
+"""Which implementation an op runs: the Triton kernel for CUDA tensors, the PyTorch twin otherwise.
+
+`set_kernel_preferences` is called once from the runtime flags. `--use-experimental-kernels` lets
+ops whose Triton kernel is marked experimental (`use_triton(t, experimental=True)`) run it; without
+the flag those ops run their twin on the GPU too. `--use-vendor-blas` sends matrix products to the
+vendor BLAS (`torch.matmul`, cuBLAS) instead of Triton matmul kernels.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+
+
+@dataclass
+class KernelPreferences:
+    experimental: bool = False
+    vendor_blas: bool = False
+
+
+_preferences = KernelPreferences()
+
+
+def set_kernel_preferences(experimental: bool = False, vendor_blas: bool = False) -> None:
+    """Set from `--use-experimental-kernels` and `--use-vendor-blas`."""
+    _preferences.experimental = experimental
+    _preferences.vendor_blas = vendor_blas
+
+
+def kernel_preferences() -> KernelPreferences:
+    return _preferences
+
+
+class _MissingTriton:
+    """Stands in for `triton` and `triton.language` where Triton is not installed.
+
+    Kernels still get defined (the decorator returns the function), but are never launched because
+    `use_triton` is then False.
+    """
+
+    constexpr = None
+
+    @staticmethod
+    def jit(fn=None, **_kwargs):
+        return fn if fn is not None else (lambda f: f)
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"Triton is not installed (needed for triton.{name})")
+
+
+@cache
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def import_triton():
+    """Return `(triton, triton.language)`, or stand-ins when Triton is missing."""
+    if not triton_available():
+        return _MissingTriton(), _MissingTriton()
+    import triton
+    import triton.language as tl
+
+    return triton, tl
+
+
+def use_triton(t: torch.Tensor, experimental: bool = False) -> bool:
+    """True when `t` lives on a CUDA device (and, for an experimental kernel, when those are enabled)."""
+    if experimental and not _preferences.experimental:
+        return False
+    return t.is_cuda and triton_available()
+
+
+def use_vendor_blas() -> bool:
+    """True when matrix products should go to the vendor BLAS (torch.matmul) rather than Triton."""
+    return _preferences.vendor_blas

@@ -1,0 +1,100 @@
+"""Dequantize GGUF tensors to float32, bit-identical to `gguf.quants.dequantize`.
+
+The PyTorch twin mirrors gguf-py's operation order (no fused multiply-add), so it matches to the bit;
+the Triton kernel is launched with floating-point contraction turned off for the same reason.
+"""
+
+import torch
+
+from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes
+from max_kernels.gguf.kernels import dequantize_triton
+
+
+def dequantize(raw: torch.Tensor, qtype: "GGMLType | int | str", shape: tuple[int, ...]) -> torch.Tensor:
+    """Unpack `raw` (uint8, any shape, `packed_bytes(qtype, shape)` bytes) into float32 of `shape`."""
+    qtype = as_ggml_type(qtype)
+    shape = tuple(int(s) for s in shape)
+    expected = packed_bytes(qtype, shape)
+    if raw.dtype != torch.uint8 or raw.numel() != expected:
+        raise ValueError(
+            f"{qtype.name} tensor of shape {shape} needs {expected} uint8 bytes, "
+            f"got {raw.numel()} of {raw.dtype}"
+        )
+    if raw.is_cuda and qtype not in FLOAT_TYPES:
+        return dequantize_triton(raw, qtype, shape)
+    return dequantize_ref(raw, qtype, shape)
+
+
+def _f16(raw: torch.Tensor) -> torch.Tensor:
+    """Little-endian float16 fields ([..., 2] bytes) as float32 ([..., 1])."""
+    return raw.contiguous().view(torch.float16).float()
+
+
+def _nibbles(qs: torch.Tensor) -> torch.Tensor:
+    """[n, c] bytes -> [n, 2c]: the c low nibbles, then the c high nibbles."""
+    return torch.cat([qs & 0x0F, qs >> 4], dim=-1)
+
+
+def _q4_0(b: torch.Tensor) -> torch.Tensor:
+    d = _f16(b[:, :2])
+    q = _nibbles(b[:, 2:]).to(torch.int8) - 8
+    return d * q.float()
+
+
+def _q4_1(b: torch.Tensor) -> torch.Tensor:
+    d, m = _f16(b[:, :2]), _f16(b[:, 2:4])
+    return d * _nibbles(b[:, 4:]).float() + m
+
+
+def _q8_0(b: torch.Tensor) -> torch.Tensor:
+    return b[:, 2:].contiguous().view(torch.int8).float() * _f16(b[:, :2])
+
+
+def q4_k_scales(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eight 6-bit scales and mins packed in 12 bytes ([n, 12] -> two [n, 8] uint8)."""
+    lo, mid, hi = s[:, 0:4], s[:, 4:8], s[:, 8:12]
+    sc = torch.cat([lo & 0x3F, (hi & 0x0F) | ((lo >> 2) & 0x30)], dim=-1)
+    mn = torch.cat([mid & 0x3F, (hi >> 4) | ((mid >> 2) & 0x30)], dim=-1)
+    return sc, mn
+
+
+def _q4_k(b: torch.Tensor) -> torch.Tensor:
+    n = b.shape[0]
+    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    sc, mn = q4_k_scales(b[:, 4:16])
+    d = (d * sc.float()).view(n, 8, 1)
+    dm = (dmin * mn.float()).view(n, 8, 1)
+    qs = b[:, 16:].reshape(n, 4, 1, 32) >> torch.tensor([0, 4], dtype=torch.uint8, device=b.device).view(1, 1, 2, 1)
+    q = (qs & 0x0F).reshape(n, 8, 32).float()
+    return (d * q - dm).reshape(n, 256)
+
+
+def _q6_k(b: torch.Tensor) -> torch.Tensor:
+    n = b.shape[0]
+    ql, qh = b[:, :128], b[:, 128:192]
+    sc = b[:, 192:208].contiguous().view(torch.int8).float()
+    d = (_f16(b[:, 208:210]) * sc).view(n, 16, 1)
+    shift4 = torch.tensor([0, 4], dtype=torch.uint8, device=b.device).view(1, 1, 2, 1)
+    shift2 = torch.tensor([0, 2, 4, 6], dtype=torch.uint8, device=b.device).view(1, 1, 4, 1)
+    low = (ql.reshape(n, 2, 1, 64) >> shift4) & 0x0F
+    high = (qh.reshape(n, 2, 1, 32) >> shift2) & 0x03
+    q = (low.reshape(n, 8, 32) | (high.reshape(n, 8, 32) << 4)).to(torch.int8) - 32
+    return (d * q.reshape(n, 16, 16).float()).reshape(n, 256)
+
+
+_BLOCK_DECODERS = {
+    GGMLType.Q4_0: (18, _q4_0),
+    GGMLType.Q4_1: (20, _q4_1),
+    GGMLType.Q8_0: (34, _q8_0),
+    GGMLType.Q4_K: (144, _q4_k),
+    GGMLType.Q6_K: (210, _q6_k),
+}
+
+
+def dequantize_ref(raw: torch.Tensor, qtype: GGMLType, shape: tuple[int, ...]) -> torch.Tensor:
+    """PyTorch twin: decode all blocks at once, in gguf-py's operation order."""
+    flat = raw.reshape(-1)
+    if qtype in FLOAT_TYPES:
+        return flat.view(FLOAT_TYPES[qtype]).float().reshape(shape)
+    block_bytes, decode = _BLOCK_DECODERS[qtype]
+    return decode(flat.view(-1, block_bytes)).reshape(shape)

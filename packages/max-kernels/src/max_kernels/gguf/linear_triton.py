@@ -1,0 +1,123 @@
+"""Triton `quantized_linear`: weights stay packed in GGUF blocks and are unpacked tile by tile.
+
+Decode batches (M <= 8 rows) run a GEMV kernel that reduces in registers, split along K when there
+are too few output tiles to fill the GPU; larger batches run a GEMM tile kernel on `tl.dot` with the
+weight tile cast to the activation dtype (float32 activations use full-precision dots).
+"""
+
+from functools import cache
+
+import torch
+import triton
+import triton.language as tl
+
+from max_kernels.gguf.formats import row_bytes
+from max_kernels.gguf.kernels import weight_values
+
+GEMV_MAX_M = 8
+
+
+@triton.jit
+def _gemv_kernel(x_ptr, w_ptr, bias_ptr, out_ptr, M, N, K, w_row_bytes, stride_xm, k_per_split,
+                 QTYPE: tl.constexpr, HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    ms = tl.arange(0, BLOCK_M)
+    k_end = tl.minimum(pid_k * k_per_split + k_per_split, K)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for k0 in range(pid_k * k_per_split, k_end, BLOCK_K):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        k_mask = cols < k_end
+        w = weight_values(w_ptr, rows[:, None], cols[None, :], w_row_bytes,
+                          (rows < N)[:, None] & k_mask[None, :], QTYPE)
+        x = tl.load(x_ptr + ms[:, None].to(tl.int64) * stride_xm + cols[None, :],
+                    mask=(ms < M)[:, None] & k_mask[None, :], other=0.0).to(tl.float32)
+        acc += tl.sum(x[:, None, :] * w[None, :, :], axis=2)
+    out_mask = (ms < M)[:, None] & (rows < N)[None, :]
+    if PARTIAL:
+        out_offs = (pid_k * M + ms[:, None]).to(tl.int64) * N + rows[None, :]
+        tl.store(out_ptr + out_offs, acc, mask=out_mask)
+    else:
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + rows, mask=rows < N, other=0.0).to(tl.float32)[None, :]
+        out_offs = ms[:, None].to(tl.int64) * N + rows[None, :]
+        tl.store(out_ptr + out_offs, acc.to(out_ptr.dtype.element_ty), mask=out_mask)
+
+
+@triton.jit
+def _gemm_kernel(x_ptr, w_ptr, bias_ptr, out_ptr, M, N, K, w_row_bytes, stride_xm,
+                 QTYPE: tl.constexpr, HAS_BIAS: tl.constexpr, IEEE: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        k_mask = cols < K
+        x = tl.load(x_ptr + offs_m[:, None].to(tl.int64) * stride_xm + cols[None, :],
+                    mask=(offs_m < M)[:, None] & k_mask[None, :], other=0.0)
+        w = weight_values(w_ptr, offs_n[None, :], cols[:, None], w_row_bytes,
+                          k_mask[:, None] & (offs_n < N)[None, :], QTYPE)
+        if IEEE:
+            acc = tl.dot(x, w, acc, input_precision="ieee")
+        else:
+            acc = tl.dot(x, w.to(x.dtype), acc)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
+    out_offs = offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
+    tl.store(out_ptr + out_offs, acc.to(out_ptr.dtype.element_ty),
+             mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
+
+
+@cache
+def _multiprocessors(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def quantized_linear_triton(x: torch.Tensor, qweight, bias: torch.Tensor | None = None,
+                            split_k: int | None = None) -> torch.Tensor:
+    """y = x @ W.T (+ bias) in x's dtype; `split_k` overrides the GEMV's K split (for tests)."""
+    n, k = qweight.shape
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, k)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    m = x2.shape[0]
+    out = torch.empty(m, n, dtype=x.dtype, device=x.device)
+    if m == 0 or n == 0:
+        return out.reshape(*lead, n)
+    w_row_bytes = row_bytes(qweight.qtype, k)
+    has_bias = bias is not None
+    bias_arg = bias if has_bias else out
+    if m <= GEMV_MAX_M:
+        block_m = triton.next_power_of_2(m)
+        block_n, block_k = 16, max(32, 256 // block_m)
+        tiles_n = triton.cdiv(n, block_n)
+        if split_k is None:
+            sms = _multiprocessors(x.device.index or 0) if x.is_cuda else 1
+            split_k = min(triton.cdiv(2 * sms, tiles_n), triton.cdiv(k, block_k))
+        k_per_split = triton.cdiv(triton.cdiv(k, split_k), block_k) * block_k
+        split_k = triton.cdiv(k, k_per_split)
+        partial = split_k > 1
+        target = torch.empty(split_k, m, n, dtype=torch.float32, device=x.device) if partial else out
+        _gemv_kernel[(tiles_n, split_k)](
+            x2, qweight.data, bias_arg, target, m, n, k, w_row_bytes, x2.stride(0), k_per_split,
+            QTYPE=int(qweight.qtype), HAS_BIAS=has_bias, PARTIAL=partial,
+            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+        )
+        if partial:
+            y = target.sum(0)
+            if has_bias:
+                y += bias.float()
+            out.copy_(y)
+    else:
+        block_m, block_n, block_k = 32, 64, 64
+        grid = (triton.cdiv(m, block_m), triton.cdiv(n, block_n))
+        _gemm_kernel[grid](
+            x2, qweight.data, bias_arg, out, m, n, k, w_row_bytes, x2.stride(0),
+            QTYPE=int(qweight.qtype), HAS_BIAS=has_bias, IEEE=x.dtype == torch.float32,
+            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+        )
+    return out.reshape(*lead, n)
