@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from .generate import GENERATE_DEFAULTS, GenerateOptions
 from .model import DraftModelConfig
@@ -61,10 +60,7 @@ def _kind(inner: Any, extra: dict[str, Any]) -> tuple[str, tuple[str, ...] | Non
 
 
 def _default(info: FieldInfo) -> Any:
-    if info.default_factory is not None:
-        return info.default_factory()
-    value = info.default
-    assert value is not PydanticUndefined
+    value = info.get_default(call_default_factory=True)
     return value.value if isinstance(value, Enum) else value
 
 
