@@ -9,6 +9,7 @@ from .errors import ConfigError
 from .memory import MemoryPlan, plan_memory
 from .model_files import ModelFiles, resolve_model_files
 from .pipeline import PipelineConfig
+from .support import check_device_count
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +27,7 @@ def resolve_pipeline(config: PipelineConfig) -> ResolvedPipeline:
     """Import custom architectures, pick devices, read the model's files and plan memory."""
     custom = load_custom_architectures(config.runtime.custom_architectures)
     devices = resolve_devices(config.model.devices)
+    check_device_count(devices, config.model.devices)
     files = resolve_model_files(config.model)
     plan = plan_memory(config, files, devices[0])
     total = config.runtime.max_batch_total_tokens
