@@ -12,7 +12,12 @@ from .sampling_params import SamplingParams
 from .sources import DEFAULT, MEMORY_PLAN, MODEL_FILES, Settings
 
 _SECTIONS = ("generate", "pipeline", *GROUPS, "draft")
-_FILLED_BY = {"max_length": MEMORY_PLAN, "max_batch_size": MEMORY_PLAN, "devices": "default (resolved)"}
+_FILLED_BY = {
+    "max_length": MEMORY_PLAN,
+    "max_batch_size": MEMORY_PLAN,
+    "devices": "default (resolved)",
+    "model_path": "default (resolved)",
+}
 
 
 def _line(key: str, value: Any, source: str, indent: str = "  ") -> str:
