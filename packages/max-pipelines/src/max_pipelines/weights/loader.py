@@ -22,7 +22,8 @@ class WeightLoader:
     Float tensors are cast to `dtype` on `device`. Packed GGUF tensors stay packed where they
     feed a `Linear` (unless `keep_packed` is False) and are dequantized to `dtype` anywhere else
     (embedding tables). On the CPU, packed weights of a float32 model use the exact float32
-    path of `quantized_linear`; other dtypes let it pick its fastest path.
+    path of `quantized_linear` unless `cpu_path` names another; other dtypes let it pick its
+    fastest path.
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class WeightLoader:
         device: torch.device,
         dtype: torch.dtype,
         keep_packed: bool = True,
+        cpu_path: str | None = None,
     ):
         self.model = model
         self.weight_map = weight_map
@@ -40,7 +42,7 @@ class WeightLoader:
         self.device = device
         self.dtype = dtype
         self.keep_packed = keep_packed
-        self.cpu_path = "float32" if dtype == torch.float32 else "auto"
+        self.cpu_path = cpu_path or ("float32" if dtype == torch.float32 else "auto")
         self.loaded: set[str] = set()
         self._pending: dict[str, list[Value | None]] = {}
 

@@ -26,13 +26,20 @@ def default_dtype(encoding: QuantizationEncoding | str, device: torch.device) ->
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
-def load_model(model_files, device: torch.device | str, dtype: torch.dtype | None = None) -> nn.Module:
+def load_model(
+    model_files, device: torch.device | str, dtype: torch.dtype | None = None, cpu_path: str | None = None
+) -> nn.Module:
     """Build `model_files.architecture` on the meta device and assign its weights on `device`.
 
     `model_files` is a `max_config.ModelFiles` (uses `config`, `weight_files`, `weight_format`,
     `encoding`, `architecture`, `context_length`). Float weights are cast to `dtype`. GGUF
     quantized weights stay packed when `encoding` is a GGUF block encoding; with a float
     encoding they are dequantized to `dtype` at load. Tied embeddings share one table.
+
+    `cpu_path` picks how packed weights run on the CPU (see `max_kernels.gguf.QuantizedWeight`);
+    None means exact: float32 for a float32 model. "auto" takes the fastest path: 4-bit weights
+    stay packed and matmul in bfloat16, and a tied LM head over a quantized table keeps a
+    bfloat16 copy of it (logits within ~1e-2 of the output scale).
     """
     device = torch.device(device)
     arch = REGISTRY.get(model_files.architecture)
@@ -52,12 +59,14 @@ def load_model(model_files, device: torch.device | str, dtype: torch.dtype | Non
         sources = [SafetensorsSource(model_files.weight_files)]
     tied = bool(config.get("tie_word_embeddings", False))
     keep_packed = QuantizationEncoding(model_files.encoding).is_gguf_block
-    loader = WeightLoader(model, weight_map, config, device, dtype, keep_packed)
+    loader = WeightLoader(model, weight_map, config, device, dtype, keep_packed, cpu_path)
     for source in sources:
         loader.load(source, len(source), skip={"lm_head.weight"} if tied else set())
     if tied or "lm_head.weight" not in loader.loaded:
         model.tie_weights()
         loader.loaded.add("lm_head.weight")
+        if loader.cpu_path == "auto" and keep_packed and device.type == "cpu" and dtype == torch.float32:
+            model.lm_head.use_low_precision(torch.bfloat16)
 
     missing = [n for n, p in model.named_parameters() if p.is_meta]
     if missing:
