@@ -11,6 +11,7 @@ from fixtures.model_files import gguf_model_files
 from fixtures.paged import PagedRunner
 
 from max_pipelines.tokenization import apply_chat_template
+from max_pipelines.tokenization.saved_tokenizer import SavedTokenizer
 from max_pipelines.tokenization.tokenizer import gguf_tokenizer
 from max_pipelines.weights.model_loader import load_model
 
@@ -35,13 +36,24 @@ def tokenizer(cache_root):
     return gguf_tokenizer(GGUF, cache_root)
 
 
-def test_cached_tokenizer_equals_the_one_built_from_metadata(tokenizer, cache_root):
+def test_cached_tokenizer_equals_the_one_transformers_builds_from_metadata(tokenizer, cache_root):
+    from transformers import AutoTokenizer
+
+    built = AutoTokenizer.from_pretrained(GGUF.parent, gguf_file=GGUF.name)
     assert len(list(cache_root.iterdir())) == 1
     cached = gguf_tokenizer(GGUF, cache_root)
-    for text in ["Hello world", "  naïve café\n\ttabs ", "<|im_start|>user\nhi<|im_end|>"]:
-        assert cached.encode(text) == tokenizer.encode(text)
-    assert apply_chat_template(cached, "What is 2+2?") == apply_chat_template(tokenizer, "What is 2+2?")
-    assert cached.eos_token_id == tokenizer.eos_token_id == 2
+    assert isinstance(cached, SavedTokenizer) and isinstance(tokenizer, SavedTokenizer)
+    for text in ["Hello world", "  naïve café\n\ttabs ", "<|im_start|>user\nhi<|im_end|>", "日本語 🙂 x"]:
+        for specials in (True, False):
+            assert cached.encode(text, add_special_tokens=specials) == built.encode(text, add_special_tokens=specials)
+        ids = built.encode(text)
+        for skip in (True, False):
+            assert cached.decode(ids, skip_special_tokens=skip) == built.decode(
+                ids, skip_special_tokens=skip, clean_up_tokenization_spaces=False
+            )
+    assert apply_chat_template(cached, "What is 2+2?") == apply_chat_template(built, "What is 2+2?")
+    assert cached.eos_token_id == built.eos_token_id == 2
+    assert cached.convert_tokens_to_ids("<|im_start|>") == built.convert_tokens_to_ids("<|im_start|>")
 
 
 def test_chat_template_wraps_one_user_message(tokenizer):

@@ -27,6 +27,7 @@ _SCALARS = {
     GGUFValueType.FLOAT64: "<d",
 }
 MAX_KEPT_ARRAY = 64
+_U64 = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,14 @@ class _Cursor:
         self.pos += length
         return bytes(raw).decode("utf-8", errors="replace")
 
-    def skip_string(self) -> None:
-        length = self.unpack("<Q")  # read first: `self.pos += self.unpack(...)` would use the old position
-        self.pos += length
+    def skip_strings(self, count: int) -> None:
+        """Skip `count` strings in one tight loop (a vocabulary's ~100k strings in milliseconds)."""
+        unpack, data, pos = _U64.unpack_from, self.data, self.pos
+        for _ in range(count):
+            pos += 8 + unpack(data, pos)[0]
+        if pos > len(data):
+            raise ValueError("truncated string")
+        self.pos = pos
 
     def value(self, kind: GGUFValueType) -> Any:
         if kind == GGUFValueType.STRING:
@@ -74,8 +80,7 @@ class _Cursor:
             if count <= MAX_KEPT_ARRAY:
                 return [self.value(item_kind) for _ in range(count)]
             if item_kind == GGUFValueType.STRING:
-                for _ in range(count):
-                    self.skip_string()
+                self.skip_strings(count)
             elif item_kind in _SCALARS:
                 self.pos += count * struct.calcsize(_SCALARS[item_kind])
             else:

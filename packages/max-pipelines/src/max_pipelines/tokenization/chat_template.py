@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from transformers import PreTrainedTokenizerBase
 
-
-def apply_chat_template(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+def apply_chat_template(tokenizer, prompt: str) -> list[int]:
     """Token ids of `prompt` as one user message followed by the assistant's generation prompt.
 
     The template writes any special tokens itself, so the rendered text is encoded without

@@ -2,7 +2,8 @@
 
 Building a tokenizer from GGUF metadata takes seconds (tens of thousands of tokens and merges
 are parsed in Python), so the built tokenizer is saved once under the cache folder, keyed by
-the file's path, size and modification time, and reloaded from there (a fraction of a second).
+the file's path, size and modification time, and reloaded from there as a `SavedTokenizer`
+(a fraction of a second, and no transformers import).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import hashlib
 import os
 import shutil
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
-import transformers
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from max_pipelines.tokenization.saved_tokenizer import SavedTokenizer
 
 
 def tokenizer_cache_root() -> Path:
@@ -25,15 +26,17 @@ def tokenizer_cache_root() -> Path:
 
 def _cache_key(path: Path) -> str:
     stat = path.stat()
-    ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
+    ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{version('transformers')}"
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
-def gguf_tokenizer(path: Path, cache_root: Path | None = None) -> PreTrainedTokenizerBase:
+def gguf_tokenizer(path: Path, cache_root: Path | None = None):
     """The tokenizer described by a GGUF file's metadata, from the cache when it was built before."""
     cached = (cache_root or tokenizer_cache_root()) / _cache_key(path)
     if (cached / "tokenizer_config.json").is_file():
-        return AutoTokenizer.from_pretrained(cached)
+        return SavedTokenizer(cached)
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -45,10 +48,10 @@ def gguf_tokenizer(path: Path, cache_root: Path | None = None) -> PreTrainedToke
         staging.rename(cached)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)  # another process filled the entry first
-    return tokenizer
+    return SavedTokenizer(cached) if (cached / "tokenizer_config.json").is_file() else tokenizer
 
 
-def load_tokenizer(model_files) -> PreTrainedTokenizerBase:
+def load_tokenizer(model_files):
     """AutoTokenizer for `model_files` (a `max_config.ModelFiles`).
 
     Safetensors models read the tokenizer files of `root`; GGUF models build it from the first
@@ -58,6 +61,8 @@ def load_tokenizer(model_files) -> PreTrainedTokenizerBase:
     if model_files.weight_format == "gguf":
         tokenizer = gguf_tokenizer(Path(model_files.weight_files[0]))
     else:
+        from transformers import AutoTokenizer
+
         tokenizer = AutoTokenizer.from_pretrained(model_files.root)
     if model_files.chat_template:
         tokenizer.chat_template = model_files.chat_template

@@ -25,6 +25,7 @@ _FLOAT_TYPES = {
 # GGUF metadata value types -> struct format of one scalar (8: string, 9: array).
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,6 @@ class _Cursor:
         self.pos += n
         return bytes(self.buf[self.pos - n : self.pos]).decode("utf-8")
 
-    def skip_string(self) -> None:
-        n = self.take("Q")
-        self.pos += n
-
     def value(self, vtype: int):
         """Read one metadata value; arrays are skipped (None) since no array is needed here."""
         if vtype == _STRING:
@@ -75,8 +72,10 @@ class _Cursor:
         if vtype == _ARRAY:
             etype, count = self.take("I"), self.take("Q")
             if etype == _STRING:
-                for _ in range(count):
-                    self.skip_string()
+                unpack, pos = _U64.unpack_from, self.pos
+                for _ in range(count):  # one tight loop: a vocabulary has ~100k strings
+                    pos += 8 + unpack(self.buf, pos)[0]
+                self.pos = pos
             elif etype == _ARRAY:
                 for _ in range(count):
                     self.value(_ARRAY)
