@@ -20,10 +20,13 @@ CASES = [
 def test_twin_matches_float64(paged_batch, attention_f64, q_lens, kv_lens, hq, hk, d, page, window, softcap):
     q, k_cache, v_cache, cu, seq_lens, bt = paged_batch(q_lens, kv_lens, hq, hk, d, page, seed=len(q_lens))
     scale = d**-0.5
-    out = paged_attention(q, k_cache, v_cache, cu, seq_lens, bt, scale, sliding_window=window, softcap=softcap)
     want = attention_f64(q, k_cache, v_cache, cu, seq_lens, bt, scale, window, softcap)
-    assert out.dtype == q.dtype and out.shape == q.shape
-    torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-5)
+    for longest in (None, max(q_lens)):  # the engine passes the longest query run (decode-only: 1)
+        out = paged_attention(
+            q, k_cache, v_cache, cu, seq_lens, bt, scale, sliding_window=window, softcap=softcap, max_seqlen_q=longest
+        )
+        assert out.dtype == q.dtype and out.shape == q.shape
+        torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-5)
 
 
 def test_twin_half_precision(paged_batch, attention_f64):

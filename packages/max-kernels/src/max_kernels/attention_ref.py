@@ -86,11 +86,13 @@ def paged_attention_ref(
     k_scale=None,
     v_scale=None,
 ):
+    args = (scale, sliding_window, softcap, k_scale, v_scale)
+    if max_seqlen_q == 1:  # a decode-only batch: no per-request bookkeeping
+        return _decode(q, k_cache, v_cache, seq_lens, block_tables, *args)
     out = torch.empty_like(q)
     starts = cu_seqlens_q.tolist()
     q_lens = [end - start for start, end in zip(starts[:-1], starts[1:])]
     decode = [i for i, n in enumerate(q_lens) if n == 1]
-    args = (scale, sliding_window, softcap, k_scale, v_scale)
     if decode and len(decode) == len(q_lens):
         out[:] = _decode(q, k_cache, v_cache, seq_lens, block_tables, *args)
     elif decode:

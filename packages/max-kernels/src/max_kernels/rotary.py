@@ -210,12 +210,17 @@ def _rope_one_ref(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, 
     return rotated if rot == x.shape[-1] else torch.cat([rotated, x[..., rot:]], dim=-1)
 
 
-def apply_rope_ref(q, k, positions, cos_sin_cache, neox):
+def rope_factors_ref(positions, cos_sin_cache, neox):
+    """`(cos, signed_sin)`, each `[T, 1, rotary_dim]`: what `apply_rope_ref` multiplies by. The same
+    for every layer of a step, so a caller may compute them once and pass them as `factors`."""
     cos, sin = cos_sin_cache[positions].unsqueeze(1).chunk(2, dim=-1)
     if neox:
-        cos, signed_sin = torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
-    else:
-        cos, signed_sin = cos.repeat_interleave(2, dim=-1), torch.stack([-sin, sin], dim=-1).flatten(-2)
+        return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+    return cos.repeat_interleave(2, dim=-1), torch.stack([-sin, sin], dim=-1).flatten(-2)
+
+
+def apply_rope_ref(q, k, positions, cos_sin_cache, neox, factors=None):
+    cos, signed_sin = factors if factors is not None else rope_factors_ref(positions, cos_sin_cache, neox)
     return _rope_one_ref(q, cos, signed_sin, neox), _rope_one_ref(k, cos, signed_sin, neox)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 from max_kernels import apply_rope, rope_cos_sin_cache
+from max_kernels.dispatch import use_triton
+from max_kernels.rotary import apply_rope_ref, rope_factors_ref
 from torch import nn
 
 
@@ -49,6 +51,8 @@ class RotaryEmbedding(nn.Module):
         self.scaling = rope_scaling(config, params)
         self.max_positions = max_positions
         self.register_buffer("cos_sin_cache", torch.empty(max_positions, self.rotary_dim), persistent=False)
+        self._factors_for: torch.Tensor | None = None  # the positions `_factors` were gathered for
+        self._factors: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def init_buffers(self, device: torch.device) -> None:
         """Compute the table (the model is built on the meta device, so this runs after loading)."""
@@ -59,7 +63,13 @@ class RotaryEmbedding(nn.Module):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return apply_rope(q, k, positions, self.cos_sin_cache, True)
+        """Layers share this module, so the PyTorch path gathers the factors once per `positions`."""
+        if use_triton(q):
+            return apply_rope(q, k, positions, self.cos_sin_cache, True)
+        if self._factors_for is not positions:
+            self._factors = rope_factors_ref(positions, self.cos_sin_cache, True)
+            self._factors_for = positions
+        return apply_rope_ref(q, k, positions, self.cos_sin_cache, True, self._factors)
 
     def extra_repr(self) -> str:
         return f"rotary_dim={self.rotary_dim}, base={self.base}, scaling={self.scaling}"
