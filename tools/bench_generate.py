@@ -185,9 +185,10 @@ def run_worker(args) -> None:
     # perf_counter has no fixed origin across processes: convert via wall-clock once.
     offset = time.time() - time.perf_counter()
     args.spawn_time_offset = lambda _start: spawn - offset
-    import torch
+    if args.worker != "llamacpp":  # llama.cpp's cold start should not pay for importing torch
+        import torch
 
-    torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     print(json.dumps(WORKERS[args.worker](args)), flush=True)
 
 
