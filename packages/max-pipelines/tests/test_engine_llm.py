@@ -139,3 +139,26 @@ def test_echo_prompt_logprobs_match_hf(tiny):
         logits = model(torch.tensor([prompt])).logits[0].double()
     expected = torch.log_softmax(logits, -1)[torch.arange(len(prompt) - 1), torch.tensor(prompt[1:])]
     assert out.prompt_logprobs == pytest.approx(expected.tolist(), abs=1e-3)
+
+
+def test_stop_string_cuts_the_text_and_ends_the_request(tiny):
+    path, ref, _ = tiny
+    llm = make_llm(path)
+    long = SamplingParams(temperature=0.0, max_new_tokens=12, ignore_eos=True)
+    full = llm.generate(["hi"], long, use_chat_template=False)[0]
+    stop = full.text[3:5]
+    cut = full.text[: full.text.index(stop)]
+    params = SamplingParams(temperature=0.0, max_new_tokens=12, ignore_eos=True, stop=(stop,))
+    out = llm.generate(["hi"], params, use_chat_template=False)[0]
+    assert out.stop_reason == "stop_string"
+    assert out.text == cut
+    assert len(out.token_ids) < 12
+    assert "".join(d.text for d in llm.stream("hi", params, use_chat_template=False)) == cut
+
+
+def test_context_limit_stops_with_max_length(tiny):
+    path, ref, _ = tiny
+    llm = LLM(model=str(path), devices="cpu", max_length=10)
+    out = llm.generate([PROMPTS[0]], SamplingParams(temperature=0.0, max_new_tokens=50, ignore_eos=True))[0]
+    assert out.stop_reason == "max_length"
+    assert out.token_ids == ref[0][:3]

@@ -59,11 +59,10 @@ class LLM:
                 f"the prompt has {len(ids)} tokens but --max-length is {self.max_length}: "
                 "shorten the prompt or raise --max-length"
             )
-        limit = self.max_length - len(ids)
         seq = Sequence(
             prompt_token_ids=ids,
             params=params,
-            max_new_tokens=min(params.max_new_tokens or limit, limit),
+            max_new_tokens=self.max_length if params.max_new_tokens is None else params.max_new_tokens,
             max_length=self.max_length,
             eos_token_ids=self.eos_token_ids,
             echo=self.echo,
