@@ -66,6 +66,16 @@ def test_without_chunked_prefill_a_prompt_waits_for_a_budget_that_holds_it():
     assert [(s is a, n) for s, n, _ in plans[0]] == [(True, 10)]
 
 
+def test_without_chunked_prefill_a_prompt_longer_than_the_budget_runs_alone():
+    sched, _ = make(max_batch_input_tokens=8, enable_chunked_prefill=False)
+    a, b = seq(3), seq(20, start=50)
+    sched.add(a)
+    sched.add(b)
+    plans = run(sched)
+    assert [(s is b, n) for s, n, _ in plans[1]] == [(True, 20)]
+    assert b.num_output_tokens == 4
+
+
 def test_max_batch_size_bounds_running_requests():
     sched, _ = make(max_batch_size=2)
     seqs = [seq(3, start=10 * i) for i in range(5)]

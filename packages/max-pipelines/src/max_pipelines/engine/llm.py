@@ -73,8 +73,8 @@ class LLM:
 
     # ---- the loop -------------------------------------------------------------------------------
 
-    def step(self) -> list[RequestState]:
-        """Run one scheduled batch; returns the states of the requests that got a token."""
+    def step(self) -> None:
+        """Run one scheduled batch and hand each sampled token to its request's output state."""
         batch = self.scheduler.schedule()
         if not batch.seqs:
             raise RuntimeError(
@@ -84,7 +84,6 @@ class LLM:
         sampled = self.runner.run(batch)
         now = time.perf_counter()
         self.scheduler.update(batch, sampled)
-        touched = []
         for seq, token in sampled.items():
             state = self._states[seq]
             state.on_token(token, now)
@@ -92,8 +91,6 @@ class LLM:
                 self.scheduler.finish(seq, "stop_string")
             if seq.is_finished:
                 state.on_finish(now)
-            touched.append(state)
-        return touched
 
     def generate(
         self,
