@@ -66,10 +66,21 @@ def _print_piece(out, text: str, token_ids: list[int], detokenize: bool) -> None
 def _run(llm, prompts: list[str], params: SamplingParams, show: bool) -> RunTimes:
     """Generate all prompts as one batch; with `show`, stream one prompt or print several in order, labelled."""
     start = time.perf_counter()
+    seqs = []
+    try:
+        for prompt in prompts:
+            seqs.append(llm.add_request(prompt, params))
+        _loop(llm, seqs, params, show)
+    finally:
+        outputs = [llm.output_of(s) for s in seqs]
+        llm.release(seqs)
+    return RunTimes(start, outputs)
+
+
+def _loop(llm, seqs, params: SamplingParams, show: bool) -> None:
     out = sys.stdout
-    seqs = [llm.add_request(p, params) for p in prompts]
     printed = 0
-    single = len(prompts) == 1
+    single = len(seqs) == 1
     while not all(s.is_finished for s in seqs):
         llm.step()
         if not show:
@@ -85,9 +96,6 @@ def _run(llm, prompts: list[str], params: SamplingParams, show: bool) -> RunTime
             out.write("\n")
             out.flush()
             printed += 1
-    outputs = [llm.output_of(s) for s in seqs]
-    llm.release(seqs)
-    return RunTimes(start, outputs)
 
 
 def _peak_memory(device: torch.device) -> str:

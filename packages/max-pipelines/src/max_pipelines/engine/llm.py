@@ -106,8 +106,10 @@ class LLM:
             params = [params] * len(prompts)
         if len(params) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(params)} sampling params")
-        seqs = [self.add_request(p, sp, use_chat_template) for p, sp in zip(prompts, params)]
+        seqs: list[Sequence] = []
         try:
+            for prompt, sp in zip(prompts, params):
+                seqs.append(self.add_request(prompt, sp, use_chat_template))
             while not all(s.is_finished for s in seqs):
                 self.step()
             return [self._states[s].output() for s in seqs]
