@@ -201,7 +201,8 @@ def spawn(worker: str, args, batch: int) -> dict:
         "--threads", str(args.threads), "--batch", str(batch), "--hf-dtype", args.hf_dtype,
         "--spawn-time", repr(time.time()),
     ]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(args.threads))
+    # Passive OpenMP waits for every engine alike: spinning idle threads make a shared CPU far slower.
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(args.threads), OMP_WAIT_POLICY="PASSIVE")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{worker} worker failed:\n{proc.stderr[-3000:]}")
