@@ -36,6 +36,14 @@ SCALINGS = [
     },
     {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16},
     {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    },
+    {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32, "truncate": False},
+    {
         "rope_type": "yarn",
         "factor": 8.0,
         "original_max_position_embeddings": 16,

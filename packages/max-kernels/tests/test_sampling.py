@@ -133,3 +133,22 @@ def test_kernel_matches_twin_on_many_seeds():
     logits = torch.randn(1, 16).expand(32, -1).contiguous()
     p = params(32, temperature=0.9, top_k=[-1, 6] * 16, top_p=[0.7, 1.0] * 16, min_p=0.02, seed=1234)
     assert torch.equal(sample_triton(logits, **p), sample_ref(logits, **p))
+
+
+def lowbias32(x: int) -> int:
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def test_noise_is_the_documented_hash():
+    seeds, steps = [5, -(1 << 40) - 3], [0, 123456789012]
+    u = uniform_noise(torch.tensor(seeds), torch.tensor(steps), 70)
+    for row, (seed, step) in enumerate(zip(seeds, steps)):
+        key = lowbias32(seed & 0xFFFFFFFF)
+        key = lowbias32(key ^ ((seed >> 32) & 0xFFFFFFFF))
+        key = lowbias32(key ^ (step & 0xFFFFFFFF))
+        for token in (0, 1, 69):
+            assert u[row, token].item() == ((lowbias32(key ^ token) >> 9) * 2 + 1) / 2**24

@@ -6,7 +6,7 @@ import torch
 from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
 from max_kvcache.connectors import create_connector
 from max_kvcache.connectors.record import encode_block
-from max_kvcache.errors import ConfigError
+from max_config.errors import ConfigError
 
 FORMATS = ["float32", "bfloat16", "float8_e4m3fn"]
 
@@ -15,8 +15,11 @@ def _spec(fmt="float32"):
     return KVCacheSpec(num_layers=2, num_kv_heads=2, head_dim=8, page_size=4, dtype=fmt)
 
 
-def _manager(spec, connector, num_blocks=16):
-    return KVCacheManager(PagedKVCache(spec, num_blocks), connector=connector)
+def _manager(spec, connector, num_blocks=16, kv_scale=0.5):
+    cache = PagedKVCache(spec, num_blocks)
+    for scale in cache.k_scales + cache.v_scales:  # float8: scales as a model would load them
+        scale.fill_(kv_scale)
+    return KVCacheManager(cache, connector=connector)
 
 
 def _bytes(manager, req, num_blocks):
@@ -53,7 +56,7 @@ def test_connector_needs_prefix_caching():
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_local_host_tier_serves_blocks_evicted_from_the_device(fmt, make_request, prefill):
     spec = _spec(fmt)
-    connector = create_connector("local", {"host_bytes": 8 * spec.bytes_per_block}, spec)
+    connector = create_connector("local", {"host_bytes": 8 * spec.packed_block_bytes}, spec)
     first = _manager(spec, connector)
     a = make_request("a", list(range(13)))
     prefill(first, a)
@@ -69,7 +72,7 @@ def test_local_host_tier_serves_blocks_evicted_from_the_device(fmt, make_request
 
 def test_host_tier_evicts_least_recently_used(make_request, prefill):
     spec = _spec()
-    connector = create_connector("local", {"host_bytes": 2 * spec.bytes_per_block}, spec)
+    connector = create_connector("local", {"host_bytes": 2 * spec.packed_block_bytes}, spec)
     manager = _manager(spec, connector)
     for name, base in (("a", 0), ("b", 100)):
         req = make_request(name, list(range(base, base + 5)))
@@ -85,7 +88,7 @@ def test_host_tier_evicts_least_recently_used(make_request, prefill):
 
 
 def _tiered(spec, tmp_path, fingerprint="model-a", **extra):
-    config = {"host_bytes": 4 * spec.bytes_per_block, "disk_dir": str(tmp_path), **extra}
+    config = {"host_bytes": 4 * spec.packed_block_bytes, "disk_dir": str(tmp_path), **extra}
     return create_connector("tiered", config, spec, fingerprint)
 
 
@@ -106,8 +109,11 @@ def test_device_host_disk_round_trip_is_bit_exact(fmt, tmp_path, make_request, p
     assert prefill(second, b) == 16
     assert torch.equal(_bytes(second, b, 4), written)
     assert reader.stats.loads == 4 and len(reader.host) == 4  # promoted to host
-    if spec.is_fp8:
-        assert any(s.ne(1).any() for s in second.kv_cache.k_scales)
+    if spec.is_fp8:  # a cache with other float8 scales must not decode these bytes
+        other = _tiered(spec, tmp_path)
+        rescaled = _manager(spec, other, kv_scale=0.25)
+        assert rescaled.get_computed_tokens(make_request("c", list(range(17)))) == 0
+        assert other.stats.corrupt == 1
 
 
 def test_other_model_or_format_never_reads_the_blocks(tmp_path, make_request, prefill):
@@ -164,7 +170,7 @@ def test_damaged_block_files_are_skipped_counted_and_recomputed(damage, tmp_path
 
 def test_disk_budget_evicts_oldest_files(tmp_path, make_request, prefill):
     spec = _spec()
-    record_bytes = spec.bytes_per_block + 52
+    record_bytes = spec.packed_block_bytes + 52
     connector = _tiered(spec, tmp_path, disk_bytes=3 * record_bytes)
     manager = _manager(spec, connector)
     req = make_request("a", list(range(21)))  # five full blocks

@@ -9,6 +9,7 @@ from fixtures.paged import PagedRunner
 from fixtures.tiny_gguf import llama_cpp_permute, write_llama_gguf
 from fixtures.tiny_models import make_tiny_model
 
+from max_pipelines.weights.gguf import GGUFSource, PackedTensor
 from max_pipelines.weights.mapping import unpermute_llama_qk
 from max_pipelines.weights.model_loader import load_model
 
@@ -65,3 +66,29 @@ def test_float_encoding_dequantizes_packed_weights(tmp_path):
     assert proj.qweights == () and proj.weight.dtype == torch.float32
     x = torch.randn(3, 64)
     assert torch.allclose(proj(x), packed.model.layers[1].self_attn.qkv_proj(x), atol=1e-5)
+
+
+def test_tensor_table_reader_agrees_with_gguf_py(tmp_path):
+    path = tmp_path / "t.gguf"
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(["a", "bé", "<s>", ""] * 50)
+    w.add_array("test.nested", [[1, 2], [3]])
+    w.add_custom_alignment(64)
+    w.add_tensor("f32", torch.randn(3, 5).numpy())
+    w.add_tensor("f16", torch.randn(7).half().numpy())
+    w.add_tensor("q", gguf.quants.quantize(torch.randn(4, 64).numpy(), Q.Q4_1), raw_dtype=Q.Q4_1)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    ours = dict(GGUFSource(path))
+    ref = gguf.GGUFReader(path)
+    assert list(ours) == [t.name for t in ref.tensors]
+    for t in ref.tensors:
+        value = ours[t.name]
+        data = value.data if isinstance(value, PackedTensor) else value
+        assert data.numpy().tobytes() == t.data.tobytes()
+    assert ours["q"].shape == (4, 64) and ours["q"].data.shape == (4, 40)
+    assert ours["f32"].shape == (3, 5) and ours["f16"].dtype == torch.float16

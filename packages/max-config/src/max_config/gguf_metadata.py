@@ -95,6 +95,11 @@ def read_gguf(path: Path) -> GGUFInfo:
         if original:
             scaling["original_max_position_embeddings"] = original
         config["rope_scaling"] = scaling
+    # transformers 5 spelling of the same RoPE settings.
+    config["rope_parameters"] = {
+        "rope_theta": config.get("rope_theta", 10000.0),
+        **(config.get("rope_scaling") or {"rope_type": "default"}),
+    }
     config["tie_word_embeddings"] = "output.weight" not in tensor_names
     generation_config = {}
     for gguf_key, key in _TOKEN_KEYS.items():

@@ -127,9 +127,9 @@ def _prefill_kernel(
         )
 
 
-def dot_precision(dtype: torch.dtype) -> str:
-    """Float32 inputs keep full precision in `tl.dot` (no TF32)."""
-    return "ieee" if dtype == torch.float32 else "tf32"
+def dot_precision(dtype: torch.dtype) -> str | None:
+    """Float32 inputs keep full precision in `tl.dot` (no TF32); others use the default."""
+    return "ieee" if dtype == torch.float32 else None
 
 
 def prefill_attention(

@@ -10,7 +10,7 @@ Per row, in order:
 6. draw by exponential race: argmax of p / E over the kept tokens, E = -log(u), where u in (0, 1)
    comes from a counter-based hash of (seed, step, token id).
 A request's token therefore depends only on its own logits, parameters, seed and step.
-The twin and the kernel compute the same hash with the same integer operations.
+The twin and the kernel compute the same hash with the same int32 operations (wrapping multiplies).
 """
 
 import torch
@@ -23,35 +23,42 @@ from max_kernels.penalties import apply_penalties
 __all__ = ["apply_penalties", "apply_token_bitmask", "sample", "sample_ref", "sample_triton", "uniform_noise"]
 
 _UNIT = 2.0**-24  # u = (2 * (hash >> 9) + 1) * 2^-24: 24-bit odd numerators, exact in float32
+_MUL_1, _MUL_2 = 0x7FEB352D, 0x846CA68B - (1 << 32)  # lowbias32 multipliers as int32
+_CHUNK = 1 << 17  # the twin draws a few rows at a time, so its temporaries stay in cache
 
 
-def _mul32(h, c: int):
-    """(h * c) mod 2^32 for 0 <= h < 2^32, without int64 overflow."""
-    return (h * (c & 0xFFFF) + (((h * (c >> 16)) & 0xFFFF) << 16)) & 0xFFFFFFFF
+def _shr(h, bits: int):
+    """Logical right shift of int32 values."""
+    return (h >> bits) & ((1 << (32 - bits)) - 1)
 
 
 def _mix(h):
-    """A 32-bit integer hash (xorshift-multiply, lowbias32 constants) on int64 values in [0, 2^32)."""
-    h = h ^ (h >> 16)
-    h = _mul32(h, 0x7FEB352D)
-    h = h ^ (h >> 15)
-    h = _mul32(h, 0x846CA68B)
-    return h ^ (h >> 16)
+    """lowbias32, a 32-bit xorshift-multiply hash, on int32 with wrapping multiplies."""
+    h = h ^ _shr(h, 16)
+    h = h * _MUL_1
+    h = h ^ _shr(h, 15)
+    h = h * _MUL_2
+    return h ^ _shr(h, 16)
+
+
+def _as_int32(x: torch.Tensor) -> torch.Tensor:
+    """The low 32 bits of int64 values, as int32."""
+    return (((x & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000).to(torch.int32)
 
 
 def row_keys(seeds: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-    """int64 [B] keys in [0, 2^32) from 64-bit seeds and steps."""
+    """int32 [B] keys from 64-bit seeds and steps."""
     seeds, steps = seeds.to(torch.int64), steps.to(torch.int64)
-    h = _mix(seeds & 0xFFFFFFFF)
-    h = _mix(h ^ ((seeds >> 32) & 0xFFFFFFFF))
-    return _mix(h ^ (steps & 0xFFFFFFFF))
+    h = _mix(_as_int32(seeds))
+    h = _mix(h ^ _as_int32(seeds >> 32))
+    return _mix(h ^ _as_int32(steps))
 
 
 def uniform_noise(seeds: torch.Tensor, steps: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """float32 [B, V] uniforms in (0, 1), one per (seed, step, token id)."""
-    tokens = torch.arange(vocab_size, device=seeds.device, dtype=torch.int64)
+    tokens = torch.arange(vocab_size, device=seeds.device, dtype=torch.int32)
     h = _mix(row_keys(seeds, steps)[:, None] ^ tokens)
-    return ((h >> 9) * 2 + 1).to(torch.float32) * _UNIT
+    return (_shr(h, 9) * 2 + 1).to(torch.float32) * _UNIT
 
 
 def sample(logits, temperature, top_k, top_p, min_p, seeds, steps) -> torch.Tensor:
@@ -71,9 +78,14 @@ def sample_ref(logits, temperature, top_k, top_p, min_p, seeds, steps) -> torch.
     temp = torch.where(greedy, 1.0, temperature.float())[:, None]
     probs = torch.exp((logits - logits.max(-1, keepdim=True).values) / temp)
     keep_from = torch.maximum(min_p.float()[:, None], _top_k_top_p_floor(probs, top_k, top_p))
-    exponential = -torch.log(uniform_noise(seeds, steps, vocab))
-    scores = torch.where(probs >= keep_from, probs / exponential, -1.0)
-    return torch.where(greedy, logits.argmax(-1), scores.argmax(-1))
+    drawn = []
+    rows = max(1, _CHUNK // vocab)
+    for start in range(0, batch, rows):
+        chunk = slice(start, start + rows)
+        exponential = -torch.log(uniform_noise(seeds[chunk], steps[chunk], vocab))
+        kept = probs[chunk] >= keep_from[chunk]
+        drawn.append(torch.where(kept, probs[chunk] / exponential, -1.0).argmax(-1))
+    return torch.where(greedy, logits.argmax(-1), torch.cat(drawn))
 
 
 def _top_k_top_p_floor(probs: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
@@ -108,18 +120,17 @@ def _top_k_top_p_floor(probs: torch.Tensor, top_k: torch.Tensor, top_p: torch.Te
 
 
 @triton.jit
-def _mul32_tl(h, C: tl.constexpr):
-    h = h * (C & 0xFFFF) + (((h * (C >> 16)) & 0xFFFF) << 16)
-    return h - ((h >> 32) << 32)  # mod 2^32, with no constant wider than 31 bits
+def _shr_tl(h, BITS: tl.constexpr):
+    return (h >> BITS) & ((1 << (32 - BITS)) - 1)
 
 
 @triton.jit
 def _mix_tl(h):
-    h = h ^ (h >> 16)
-    h = _mul32_tl(h, 0x7FEB352D)
-    h = h ^ (h >> 15)
-    h = _mul32_tl(h, 0x846CA68B)
-    return h ^ (h >> 16)
+    h = h ^ _shr_tl(h, 16)
+    h = h * 0x7FEB352D
+    h = h ^ _shr_tl(h, 15)
+    h = h * -2073254261  # 0x846CA68B as int32
+    return h ^ _shr_tl(h, 16)
 
 
 @triton.jit
@@ -189,8 +200,8 @@ def _sample_kernel(logits_ptr, temperature_ptr, top_k_ptr, top_p_ptr, min_p_ptr,
         for start in range(0, vocab, BLOCK):
             offs = start + arange
             p = _probs(row_logits, offs, vocab, best, temp)
-            h = _mix_tl(key ^ offs)
-            u = ((h >> 9) * 2 + 1).to(tl.float32) * 5.9604644775390625e-08
+            h = _mix_tl(key ^ offs.to(tl.int32))
+            u = (_shr_tl(h, 9) * 2 + 1).to(tl.float32) * 5.9604644775390625e-08
             score = tl.where((p >= keep_from) & (offs < vocab), p / -tl.log(u), -1.0)
             chunk_best = tl.max(score, 0)
             chunk_id = tl.argmax(score, 0, tie_break_left=True).to(tl.int64) + start

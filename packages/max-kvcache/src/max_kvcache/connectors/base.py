@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+
+import torch
 from dataclasses import dataclass
 
 from max_kvcache.hashing import BlockHash
@@ -49,6 +51,16 @@ class KVConnector(ABC):
     def key(self, block_hash: BlockHash) -> bytes:
         """The tier's key of a block: the namespace (model and KV layout) followed by the block hash."""
         return self.namespace + block_hash
+
+    def _write_rows(self, block_ids: list[int], data: torch.Tensor, kv_cache: PagedKVCache) -> int:
+        """Unpack the leading rows written with the cache's float8 scales; others count as corrupt."""
+        usable = kv_cache.matching_rows(data)
+        if usable < data.shape[0]:
+            self.stats.corrupt += 1
+        if usable:
+            kv_cache.unpack_blocks(block_ids[:usable], data[:usable])
+            self.stats.loads += usable
+        return usable
 
     @abstractmethod
     def lookup(self, block_hashes: list[BlockHash]) -> int:

@@ -68,15 +68,12 @@ class DKVConnector(KVConnector):
             if record is None:
                 break
             try:
-                payload = decode_block(record, self.namespace, block_hash, self.spec.bytes_per_block)
+                payload = decode_block(record, self.namespace, block_hash, self.spec.packed_block_bytes)
             except CorruptBlockError:
                 self.stats.corrupt += 1
                 break
             rows.append(torch.frombuffer(bytearray(payload), dtype=torch.uint8))
-        if rows:
-            kv_cache.unpack_blocks(block_ids[: len(rows)], torch.stack(rows))
-            self.stats.loads += len(rows)
-        return len(rows)
+        return self._write_rows(block_ids, torch.stack(rows), kv_cache) if rows else 0
 
     def save(self, block_hashes: list[BlockHash], block_ids: list[int], kv_cache: PagedKVCache) -> None:
         if not block_hashes:

@@ -57,7 +57,7 @@ class LocalConnector(KVConnector):
 
     def __init__(self, spec: KVCacheSpec, model_fingerprint: str, num_host_blocks: int) -> None:
         super().__init__(spec, model_fingerprint)
-        self.host = HostBlockStore(num_host_blocks, spec.bytes_per_block, pin_memory=spec.device.type == "cuda")
+        self.host = HostBlockStore(num_host_blocks, spec.packed_block_bytes, pin_memory=spec.device.type == "cuda")
 
     def lookup(self, block_hashes: list[BlockHash]) -> int:
         self.stats.lookups += len(block_hashes)
@@ -75,11 +75,9 @@ class LocalConnector(KVConnector):
             if self.key(block_hash) not in self.host:
                 break
             count += 1
-        if count:
-            data = self.host.get([self.key(h) for h in block_hashes[:count]])
-            kv_cache.unpack_blocks(block_ids[:count], data)
-            self.stats.loads += count
-        return count
+        if not count:
+            return 0
+        return self._write_rows(block_ids, self.host.get([self.key(h) for h in block_hashes[:count]]), kv_cache)
 
     def save(self, block_hashes: list[BlockHash], block_ids: list[int], kv_cache: PagedKVCache) -> None:
         keys = [self.key(h) for h in block_hashes]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 from max_kvcache.connectors.base import KVConnector
-from max_kvcache.errors import ConfigError
+from max_config.errors import ConfigError
 from max_kvcache.spec import KVCacheSpec
 
 INSTALL_HINT = "pip install max-kvcache[lmcache]"
@@ -14,7 +14,7 @@ INSTALL_HINT = "pip install max-kvcache[lmcache]"
 def require_lmcache() -> None:
     """Raise a ConfigError naming the optional extra when LMCache is not installed."""
     if importlib.util.find_spec("lmcache") is None:
-        raise ConfigError(f"--kv-connector lmcache needs the LMCache package: {INSTALL_HINT}")
+        raise ConfigError(f"--kv-connector lmcache needs the LMCache package: {INSTALL_HINT}", key="kv_connector")
 
 
 def create_lmcache_connector(config: dict, spec: KVCacheSpec, model_fingerprint: str) -> KVConnector:

@@ -37,7 +37,7 @@ class TieredConnector(KVConnector):
         disk_workers: int = 2,
     ) -> None:
         super().__init__(spec, model_fingerprint)
-        self.host = HostBlockStore(num_host_blocks, spec.bytes_per_block, pin_memory=spec.device.type == "cuda")
+        self.host = HostBlockStore(num_host_blocks, spec.packed_block_bytes, pin_memory=spec.device.type == "cuda")
         self.directory = directory or tempfile.mkdtemp(prefix="max_kv_tiered_")
         self.disk = DiskBlockStore(self.directory, self.namespace, disk_bytes)
         self._writer = ThreadPoolExecutor(max_workers=disk_workers, thread_name_prefix="kv-disk")
@@ -73,12 +73,12 @@ class TieredConnector(KVConnector):
         if not rows:
             return 0
         data = torch.stack(rows)
-        kv_cache.unpack_blocks(block_ids[: len(rows)], data)
+        loaded = self._write_rows(block_ids, data, kv_cache)
+        from_disk = [i for i in from_disk if i < loaded]
         if from_disk:
             promoted = [self.key(block_hashes[i]) for i in from_disk]
             self.stats.evictions += self.host.put(promoted, data[torch.tensor(from_disk)])
-        self.stats.loads += len(rows)
-        return len(rows)
+        return loaded
 
     def _read_disk(self, block_hash: BlockHash) -> torch.Tensor | None:
         try:
@@ -89,7 +89,7 @@ class TieredConnector(KVConnector):
         if record is None:
             return None
         try:
-            payload = decode_block(record, self.namespace, block_hash, self.spec.bytes_per_block)
+            payload = decode_block(record, self.namespace, block_hash, self.spec.packed_block_bytes)
         except CorruptBlockError:
             self.stats.corrupt += 1
             self.disk.remove(block_hash)
