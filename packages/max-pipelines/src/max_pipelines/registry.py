@@ -60,7 +60,7 @@ class ArchitectureRegistry:
                 sys.path.insert(0, path)
             try:
                 module = importlib.import_module(module_name)
-            except ImportError as e:
+            except Exception as e:  # any failure while importing user code
                 raise ConfigError(f"--custom-architectures: cannot import {spec!r}: {e}") from e
             archs = getattr(module, "ARCHITECTURES", None)
             if not isinstance(archs, (list, tuple)) or not all(isinstance(a, SupportedArchitecture) for a in archs):

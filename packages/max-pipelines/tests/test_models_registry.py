@@ -1,0 +1,68 @@
+"""The architecture registry: built-ins, unknown names, --custom-architectures modules."""
+
+import textwrap
+
+import pytest
+import torch
+from fixtures.model_files import safetensors_model_files
+from fixtures.tiny_models import make_tiny_model
+from max_config.errors import ConfigError
+
+from max_pipelines.registry import REGISTRY, ArchitectureRegistry
+from max_pipelines.weights.model_loader import load_model
+
+BUILTIN = [
+    "Gemma3ForCausalLM",
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "Phi3ForCausalLM",
+    "Qwen2ForCausalLM",
+    "Qwen3ForCausalLM",
+]
+
+
+def test_builtin_architectures():
+    assert REGISTRY.names == BUILTIN
+
+
+def test_unknown_architecture_lists_supported_and_the_flag(tmp_path):
+    make_tiny_model("llama", tmp_path)
+    files = safetensors_model_files(tmp_path)
+    files = type(files)(**{**files.__dict__, "architecture": "FalconForCausalLM"})
+    with pytest.raises(ConfigError) as e:
+        load_model(files, "cpu", torch.float32)
+    message = str(e.value)
+    assert "FalconForCausalLM" in message and "--custom-architectures" in message
+    assert all(name in message for name in BUILTIN)
+
+
+def test_custom_architecture_module_is_registered(tmp_path):
+    (tmp_path / "my_arch.py").write_text(
+        textwrap.dedent(
+            """
+            from max_pipelines.architectures.llama.model import LlamaForCausalLM
+            from max_pipelines.registry import SupportedArchitecture
+
+            class MyForCausalLM(LlamaForCausalLM):
+                pass
+
+            ARCHITECTURES = [SupportedArchitecture("MyForCausalLM", MyForCausalLM)]
+            """
+        )
+    )
+    registry = ArchitectureRegistry()
+    registry.load_custom([f"{tmp_path}:my_arch"])
+    assert registry.get("MyForCausalLM").model_class.__name__ == "MyForCausalLM"
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "match"),
+    [
+        ("not_a_list_arch", "ARCHITECTURES = ['LlamaForCausalLM']", "must expose ARCHITECTURES"),
+        ("broken_import_arch", "import no_such_module_xyz", "cannot import"),
+    ],
+)
+def test_bad_custom_module_is_a_config_error(tmp_path, module, source, match):
+    (tmp_path / f"{module}.py").write_text(source)
+    with pytest.raises(ConfigError, match=match):
+        ArchitectureRegistry().load_custom([f"{tmp_path}:{module}"])
