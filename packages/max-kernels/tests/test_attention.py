@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from max_kernels.attention import paged_attention
+from max_kernels.fp8 import quantize_fp8_ref
 
 CASES = [
     # q_lens, kv_lens, hq, hk, d, page
@@ -38,3 +38,11 @@ def test_twin_empty_batch(paged_batch):
     q, k_cache, v_cache, cu, seq_lens, bt = paged_batch([], [], 2, 1, 8, 4)
     out = paged_attention(q, k_cache, v_cache, cu, seq_lens, bt, 0.3)
     assert out.shape == (0, 2, 8)
+
+
+def test_twin_float8_cache_dequantizes_with_scales(paged_batch, attention_f64):
+    q, k_cache, v_cache, cu, seq_lens, bt = paged_batch([2, 1], [6, 9], 2, 1, 16, 4)
+    k8, v8 = quantize_fp8_ref(k_cache, 0.03), quantize_fp8_ref(v_cache, 0.01)
+    out = paged_attention(q, k8, v8, cu, seq_lens, bt, 0.25, k_scale=0.03, v_scale=torch.tensor(0.01))
+    want = attention_f64(q, k8.double() * 0.03, v8.double() * 0.01, cu, seq_lens, bt, 0.25)
+    torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-5)

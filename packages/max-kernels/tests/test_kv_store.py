@@ -1,6 +1,6 @@
 import pytest
 import torch
-
+from max_kernels.fp8 import quantize_fp8_ref
 from max_kernels.kv_store import store_kvcache, store_kvcache_ref, store_kvcache_triton
 
 
@@ -9,7 +9,10 @@ def _case(t, n, page, hk, d, seed, dtype=torch.float32):
     key, value = torch.randn(t, hk, d, generator=g).to(dtype), torch.randn(t, hk, d, generator=g).to(dtype)
     slots = torch.randperm(n * page, generator=g)[:t].to(torch.int64)
     slots[torch.rand(t, generator=g) < 0.3] = -1
-    k_cache, v_cache = torch.randn(n, page, hk, d, generator=g).to(dtype), torch.randn(n, page, hk, d, generator=g).to(dtype)
+    k_cache, v_cache = (
+        torch.randn(n, page, hk, d, generator=g).to(dtype),
+        torch.randn(n, page, hk, d, generator=g).to(dtype),
+    )
     return key, value, k_cache, v_cache, slots
 
 
@@ -34,3 +37,19 @@ def test_triton_matches_twin(t, n, page, hk, d, dtype):
     store_kvcache_ref(key, value, k_ref, v_ref, slots)
     store_kvcache_triton(key, value, k_cache, v_cache, slots.to(torch.int32))
     assert torch.equal(k_cache, k_ref) and torch.equal(v_cache, v_ref)
+
+
+@pytest.mark.parametrize("t,page", [(6, 1), (5, 16)])
+def test_float8_cache_stores_quantized_values(t, page):
+    key, value, _, _, slots = _case(t, 8, page, 2, 16, seed=20 + t)
+    key, value = key * 30, value * 30
+    k_cache = torch.zeros(8, page, 2, 16, dtype=torch.float8_e4m3fn)
+    v_cache = torch.zeros(8, page, 2, 16, dtype=torch.float8_e4m3fn)
+    k_ref, v_ref = k_cache.clone(), v_cache.clone()
+    store_kvcache_ref(key, value, k_ref, v_ref, slots, 0.5, torch.tensor(2.0))
+    keep = slots >= 0
+    stored = k_ref.reshape(-1, 2, 16)[slots[keep]]
+    assert torch.equal(stored.view(torch.uint8), quantize_fp8_ref(key[keep], 0.5).view(torch.uint8))
+    store_kvcache_triton(key, value, k_cache, v_cache, slots, 0.5, torch.tensor(2.0))
+    assert torch.equal(k_cache.view(torch.uint8), k_ref.view(torch.uint8))
+    assert torch.equal(v_cache.view(torch.uint8), v_ref.view(torch.uint8))

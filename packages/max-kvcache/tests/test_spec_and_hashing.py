@@ -11,7 +11,8 @@ def test_bytes_per_block_counts_keys_values_and_fp8_scales():
     spec = KVCacheSpec(num_layers=3, num_kv_heads=2, head_dim=8, page_size=4, dtype="bfloat16")
     assert spec.bytes_per_block == 3 * 2 * 4 * 2 * 8 * 2
     fp8 = KVCacheSpec(num_layers=3, num_kv_heads=2, head_dim=8, page_size=4, dtype=torch.float8_e4m3fn)
-    assert fp8.bytes_per_block == 3 * 2 * (4 * 2 * 8 * 1 + 4 * 2 * 4)
+    assert fp8.bytes_per_block == 3 * 2 * 4 * 2 * 8 * 1
+    assert fp8.packed_block_bytes == fp8.bytes_per_block + 3 * 2 * 4 and spec.packed_block_bytes == spec.bytes_per_block
     assert fp8.format == "float8_e4m3fn" and fp8.is_fp8
 
 

@@ -3,18 +3,26 @@
 Request `i` owns queries `cu_seqlens_q[i]:cu_seqlens_q[i+1]`; they are the last tokens of its
 `seq_lens[i]` tokens, whose K/V already sit in the paged cache through `block_tables[i]`. A query at
 position `p` sees keys at positions `<= p` and, with a sliding window `w`, `> p - w`. Scores are
-`scale * q.k`, soft-capped as `softcap * tanh(s / softcap)` when `softcap` is given.
+`scale * q.k`, soft-capped as `softcap * tanh(s / softcap)` when `softcap` is given. Float8 caches
+hold K / `k_scale` and V / `v_scale` (per-tensor scales, default 1).
 """
 
 import torch
 import torch.nn.functional as F
 
+from max_kernels.attention_decode import decode_attention
+from max_kernels.attention_prefill import prefill_attention
+from max_kernels.dispatch import use_triton
+from max_kernels.fp8 import dequantize_fp8_ref, scale_tensor
 
 
-def _gather(cache: torch.Tensor, blocks: torch.Tensor, length: int) -> torch.Tensor:
-    """`[..., n_blocks]` block ids -> `[..., length, Hk, D]` contiguous K or V."""
+def _gather(cache: torch.Tensor, blocks: torch.Tensor, length: int, scale, dtype) -> torch.Tensor:
+    """`[..., n_blocks]` block ids -> `[..., length, Hk, D]` contiguous K or V in `dtype`."""
     pages = cache[blocks]
-    return pages.reshape(*blocks.shape[:-1], -1, *cache.shape[2:])[..., :length, :, :]
+    x = pages.reshape(*blocks.shape[:-1], -1, *cache.shape[2:])[..., :length, :, :]
+    if cache.dtype == torch.float8_e4m3fn:
+        return dequantize_fp8_ref(x, 1.0 if scale is None else scale, dtype)
+    return x.to(dtype)
 
 
 def _attend(q, k, v, allowed, scale, softcap):
@@ -36,13 +44,13 @@ def _allowed(q_pos: torch.Tensor, k_pos: torch.Tensor, sliding_window: int | Non
     return allowed
 
 
-def _decode_ref(q, k_cache, v_cache, seq_lens, block_tables, scale, sliding_window, softcap):
+def _decode_ref(q, k_cache, v_cache, seq_lens, block_tables, scale, sliding_window, softcap, k_scale, v_scale):
     """All requests at once, one query each, keys padded to the longest request."""
     page = k_cache.shape[1]
     longest = int(seq_lens.max())
     blocks = block_tables[:, : -(-longest // page)].long()
-    k = _gather(k_cache, blocks, longest).to(q.dtype).transpose(1, 2)
-    v = _gather(v_cache, blocks, longest).to(q.dtype).transpose(1, 2)
+    k = _gather(k_cache, blocks, longest, k_scale, q.dtype).transpose(1, 2)
+    v = _gather(v_cache, blocks, longest, v_scale, q.dtype).transpose(1, 2)
     k_pos = torch.arange(longest, device=q.device)[None, :]
     q_pos = (seq_lens.long() - 1)[:, None]
     allowed = _allowed(q_pos, k_pos, sliding_window) & (k_pos < seq_lens.long()[:, None])[:, None, :]
@@ -51,8 +59,19 @@ def _decode_ref(q, k_cache, v_cache, seq_lens, block_tables, scale, sliding_wind
 
 
 def paged_attention_ref(
-    q, k_cache, v_cache, cu_seqlens_q, seq_lens, block_tables, scale, *, sliding_window=None, softcap=None,
+    q,
+    k_cache,
+    v_cache,
+    cu_seqlens_q,
+    seq_lens,
+    block_tables,
+    scale,
+    *,
+    sliding_window=None,
+    softcap=None,
     max_seqlen_q=None,
+    k_scale=None,
+    v_scale=None,
 ):
     out = torch.empty_like(q)
     starts = cu_seqlens_q.tolist()
@@ -62,19 +81,56 @@ def paged_attention_ref(
         rows = cu_seqlens_q[:-1][decode.to(cu_seqlens_q.device)].long()
         dev_decode = decode.to(seq_lens.device)
         out[rows] = _decode_ref(
-            q[rows], k_cache, v_cache, seq_lens[dev_decode], block_tables[dev_decode], scale, sliding_window, softcap
+            q[rows],
+            k_cache,
+            v_cache,
+            seq_lens[dev_decode],
+            block_tables[dev_decode],
+            scale,
+            sliding_window,
+            softcap,
+            k_scale,
+            v_scale,
         )
     page = k_cache.shape[1]
     for i in torch.nonzero(q_lens > 1).flatten().tolist():
         start, end, kv_len = starts[i], starts[i + 1], int(seq_lens[i])
         blocks = block_tables[i, : -(-kv_len // page)].long()
-        k = _gather(k_cache, blocks, kv_len).to(q.dtype).transpose(0, 1).unsqueeze(0)
-        v = _gather(v_cache, blocks, kv_len).to(q.dtype).transpose(0, 1).unsqueeze(0)
+        k = _gather(k_cache, blocks, kv_len, k_scale, q.dtype).transpose(0, 1).unsqueeze(0)
+        v = _gather(v_cache, blocks, kv_len, v_scale, q.dtype).transpose(0, 1).unsqueeze(0)
         q_pos = torch.arange(kv_len - (end - start), kv_len, device=q.device)
         allowed = _allowed(q_pos, torch.arange(kv_len, device=q.device), sliding_window)
         qi = q[start:end].transpose(0, 1).unsqueeze(0)
         out[start:end] = _attend(qi, k, v, allowed[None, None], scale, softcap)[0].transpose(0, 1)
     return out
+
+
+def paged_attention_triton(
+    q,
+    k_cache,
+    v_cache,
+    cu_seqlens_q,
+    seq_lens,
+    block_tables,
+    scale,
+    *,
+    sliding_window=None,
+    softcap=None,
+    max_seqlen_q=None,
+    k_scale=None,
+    v_scale=None,
+):
+    assert q.stride(-1) == 1 and k_cache.stride(-1) == 1 and v_cache.stride(-1) == 1, "features must be contiguous"
+    out = torch.empty_like(q)
+    if max_seqlen_q is None:
+        max_seqlen_q = int((cu_seqlens_q[1:] - cu_seqlens_q[:-1]).max()) if seq_lens.numel() else 0
+    kv_scales = None
+    if k_cache.dtype == torch.float8_e4m3fn:
+        kv_scales = tuple(scale_tensor(1.0 if x is None else x, q.device) for x in (k_scale, v_scale))
+    args = (q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables, scale, sliding_window, softcap, kv_scales)
+    if max_seqlen_q <= 1:
+        return decode_attention(*args)
+    return prefill_attention(*args, max_seqlen_q)
 
 
 def paged_attention(
@@ -89,9 +145,25 @@ def paged_attention(
     sliding_window: int | None = None,
     softcap: float | None = None,
     max_seqlen_q: int | None = None,
+    k_scale: float | torch.Tensor | None = None,
+    v_scale: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`q [T, Hq, D]` against caches `[N, P, Hk, D]` -> `[T, Hq, D]`; see the module docstring."""
-    return paged_attention_ref(
-        q, k_cache, v_cache, cu_seqlens_q, seq_lens, block_tables, scale,
-        sliding_window=sliding_window, softcap=softcap, max_seqlen_q=max_seqlen_q,
+    """`q [T, Hq, D]` against caches `[N, P, Hk, D]` -> `[T, Hq, D]`; see the module docstring.
+
+    Pass `max_seqlen_q` on the GPU: without it the longest query run is read back from the device.
+    """
+    fn = paged_attention_triton if use_triton(q) else paged_attention_ref
+    return fn(
+        q,
+        k_cache,
+        v_cache,
+        cu_seqlens_q,
+        seq_lens,
+        block_tables,
+        scale,
+        sliding_window=sliding_window,
+        softcap=softcap,
+        max_seqlen_q=max_seqlen_q,
+        k_scale=k_scale,
+        v_scale=v_scale,
     )

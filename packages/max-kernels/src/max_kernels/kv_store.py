@@ -1,21 +1,37 @@
 """Write the K/V of a flat batch of tokens into the paged cache through a slot mapping.
 
 Caches are `[N, P, Hk, D]`; token `t` goes to slot `slot_mapping[t] = block * P + offset`, and a
-negative slot (a padding token, or a token whose KV is already cached) is skipped.
+negative slot (a padding token, or a token whose KV is already cached) is skipped. Float8 caches
+store `x / scale` (per-tensor `k_scale`, `v_scale`, default 1), as `quantize_fp8` does.
 """
 
 import torch
 
 from max_kernels.dispatch import import_triton, use_triton
+from max_kernels.fp8 import quantize_fp8_ref, round_to_e4m3, scale_tensor
 
 triton, tl = import_triton()
 
 
 @triton.jit
 def _store_kvcache_kernel(
-    k_ptr, v_ptr, k_cache_ptr, v_cache_ptr, slot_ptr,
-    k_stride, v_stride, kc_block_stride, kc_page_stride, vc_block_stride, vc_page_stride,
-    page_size, row_size, BLOCK: tl.constexpr,
+    k_ptr,
+    v_ptr,
+    k_cache_ptr,
+    v_cache_ptr,
+    slot_ptr,
+    k_scale_ptr,
+    v_scale_ptr,
+    k_stride,
+    v_stride,
+    kc_block_stride,
+    kc_page_stride,
+    vc_block_stride,
+    vc_page_stride,
+    page_size,
+    row_size,
+    FP8: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """Grid (tokens, row chunks): one token's `Hk * D` contiguous features per program."""
     t = tl.program_id(0).to(tl.int64)
@@ -26,6 +42,9 @@ def _store_kvcache_kernel(
         mask = cols < row_size
         k = tl.load(k_ptr + t * k_stride + cols, mask=mask)
         v = tl.load(v_ptr + t * v_stride + cols, mask=mask)
+        if FP8:
+            k = round_to_e4m3(tl.clamp(k.to(tl.float32) / tl.load(k_scale_ptr), -448.0, 448.0))
+            v = round_to_e4m3(tl.clamp(v.to(tl.float32) / tl.load(v_scale_ptr), -448.0, 448.0))
         kc = k_cache_ptr + block * kc_block_stride + offset * kc_page_stride + cols
         vc = v_cache_ptr + block * vc_block_stride + offset * vc_page_stride + cols
         tl.store(kc, k.to(k_cache_ptr.dtype.element_ty), mask=mask)
@@ -37,7 +56,7 @@ def _flat_rows(x: torch.Tensor) -> torch.Tensor:
     return x2 if x2.stride(-1) == 1 else x2.contiguous()
 
 
-def store_kvcache_triton(key, value, k_cache, v_cache, slot_mapping):
+def store_kvcache_triton(key, value, k_cache, v_cache, slot_mapping, k_scale=None, v_scale=None):
     t = key.shape[0]
     if t == 0:
         return
@@ -45,25 +64,55 @@ def store_kvcache_triton(key, value, k_cache, v_cache, slot_mapping):
     k2, v2 = _flat_rows(key), _flat_rows(value)
     row = k2.shape[1]
     block = min(triton.next_power_of_2(row), 4096)
+    fp8 = k_cache.dtype == torch.float8_e4m3fn
+    k_scale_t = scale_tensor(1.0 if k_scale is None else k_scale, key.device) if fp8 else slot_mapping
+    v_scale_t = scale_tensor(1.0 if v_scale is None else v_scale, key.device) if fp8 else slot_mapping
     _store_kvcache_kernel[(t, triton.cdiv(row, block))](
-        k2, v2, k_cache, v_cache, slot_mapping, k2.stride(0), v2.stride(0),
-        k_cache.stride(0), k_cache.stride(1), v_cache.stride(0), v_cache.stride(1),
-        k_cache.shape[1], row, BLOCK=block, num_warps=4,
+        k2,
+        v2,
+        k_cache,
+        v_cache,
+        slot_mapping,
+        k_scale_t,
+        v_scale_t,
+        k2.stride(0),
+        v2.stride(0),
+        k_cache.stride(0),
+        k_cache.stride(1),
+        v_cache.stride(0),
+        v_cache.stride(1),
+        k_cache.shape[1],
+        row,
+        FP8=fp8,
+        BLOCK=block,
+        num_warps=4,
     )
 
 
-def store_kvcache_ref(key, value, k_cache, v_cache, slot_mapping):
+def _to_cache(x: torch.Tensor, cache: torch.Tensor, scale) -> torch.Tensor:
+    if cache.dtype == torch.float8_e4m3fn:
+        return quantize_fp8_ref(x, 1.0 if scale is None else scale)
+    return x.to(cache.dtype)
+
+
+def store_kvcache_ref(key, value, k_cache, v_cache, slot_mapping, k_scale=None, v_scale=None):
     keep = slot_mapping >= 0
     slots = slot_mapping[keep].long()
     page = k_cache.shape[1]
     blocks, offsets = slots // page, slots % page
-    k_cache[blocks, offsets] = key[keep].to(k_cache.dtype)
-    v_cache[blocks, offsets] = value[keep].to(v_cache.dtype)
+    k_cache[blocks, offsets] = _to_cache(key[keep], k_cache, k_scale)
+    v_cache[blocks, offsets] = _to_cache(value[keep], v_cache, v_scale)
 
 
 def store_kvcache(
-    key: torch.Tensor, value: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, slot_mapping: torch.Tensor
+    key: torch.Tensor,
+    value: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    slot_mapping: torch.Tensor,
+    k_scale: float | torch.Tensor | None = None,
+    v_scale: float | torch.Tensor | None = None,
 ) -> None:
     """`key/value [T, Hk, D]` into `k_cache/v_cache [N, P, Hk, D]` at `slot_mapping [T]`, in place."""
     fn = store_kvcache_triton if use_triton(key) else store_kvcache_ref
-    fn(key, value, k_cache, v_cache, slot_mapping)
+    fn(key, value, k_cache, v_cache, slot_mapping, k_scale, v_scale)

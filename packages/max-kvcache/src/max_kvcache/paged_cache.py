@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from max_kvcache.fp8 import dequantize_fp8, fp8_scale, quantize_fp8
+from max_kernels import dequantize_fp8, store_kvcache
 from max_kvcache.spec import FP8_SCALE_DTYPE, KVCacheSpec
 
 NULL_BLOCK_ID = 0
@@ -13,8 +13,10 @@ NULL_BLOCK_ID = 0
 class PagedKVCache:
     """The device tensors of a paged cache. Block 0 is the null block: never handed out, used as padding.
 
-    Float8 caches also hold `k_scales[layer]` / `v_scales[layer]` of shape `[N, P, Hk]` (float32);
-    `layer_kv` dequantizes on read.
+    Float8 caches also hold per-tensor scales `k_scales[layer]` / `v_scales[layer]` (one float32 each,
+    default 1; a model with calibrated scales copies them in): the cache stores `x / scale` and
+    `layer_kv` dequantizes on read. A packed block row carries the scales it was written with, and
+    `matching_rows` refuses rows whose scales differ from this cache's.
     """
 
     def __init__(self, spec: KVCacheSpec, num_blocks: int) -> None:
@@ -29,29 +31,16 @@ class PagedKVCache:
         self.k_scales: list[torch.Tensor] = []
         self.v_scales: list[torch.Tensor] = []
         if spec.is_fp8:
-            scale_shape = shape[:-1]
-            self.k_scales = [torch.ones(scale_shape, dtype=FP8_SCALE_DTYPE, device=spec.device) for _ in layers]
-            self.v_scales = [torch.ones(scale_shape, dtype=FP8_SCALE_DTYPE, device=spec.device) for _ in layers]
+            self.k_scales = [torch.ones(1, dtype=FP8_SCALE_DTYPE, device=spec.device) for _ in layers]
+            self.v_scales = [torch.ones(1, dtype=FP8_SCALE_DTYPE, device=spec.device) for _ in layers]
+
+    def _scales(self, layer: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return (self.k_scales[layer], self.v_scales[layer]) if self.spec.is_fp8 else (None, None)
 
     def store(self, layer: int, key: torch.Tensor, value: torch.Tensor, slot_mapping: torch.Tensor) -> None:
-        """Write `key/value [T, Hk, D]` at `slot_mapping[T]` (slot = block * P + offset).
-
-        A negative slot is skipped: it is redirected to the null block, which nothing reads, so no
-        host sync is needed to filter it.
-        """
-        slots = slot_mapping.to(torch.int64).clamp(min=0)
-        for cache, scales, x in (
-            (self.k_caches[layer], self.k_scales, key),
-            (self.v_caches[layer], self.v_scales, value),
-        ):
-            flat = cache.view(-1, *cache.shape[2:])
-            if self.spec.is_fp8:
-                scale = fp8_scale(x)
-                # index_copy_ has no float8 kernel on every device: copy the bytes
-                flat.view(torch.uint8).index_copy_(0, slots, quantize_fp8(x, scale).view(torch.uint8))
-                scales[layer].view(-1, scale.shape[-1]).index_copy_(0, slots, scale)
-            else:
-                flat.index_copy_(0, slots, x.to(cache.dtype))
+        """Write `key/value [T, Hk, D]` at `slot_mapping[T]` (slot = block * P + offset; negative: skipped)."""
+        k_scale, v_scale = self._scales(layer)
+        store_kvcache(key, value, self.k_caches[layer], self.v_caches[layer], slot_mapping, k_scale, v_scale)
 
     def layer_kv(self, layer: int, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """This layer's `(k_cache, v_cache)`, dequantized to `dtype` (default bfloat16) for float8."""
@@ -71,30 +60,46 @@ class PagedKVCache:
         flat_v = v.index_select(0, index).flatten(0, 1)[:num_tokens]
         return flat_k, flat_v
 
-    def _block_tensors(self) -> list[torch.Tensor]:
-        """Every tensor a block spans, in the packed order: per layer k, v, then (float8) k and v scales."""
-        tensors = []
-        for layer in range(self.spec.num_layers):
-            tensors += [self.k_caches[layer], self.v_caches[layer]]
-            if self.spec.is_fp8:
-                tensors += [self.k_scales[layer], self.v_scales[layer]]
-        return tensors
+    def _scale_bytes(self) -> torch.Tensor:
+        if not self.spec.is_fp8:
+            return torch.empty(0, dtype=torch.uint8, device=self.spec.device)
+        pairs = [s for layer in range(self.spec.num_layers) for s in (self.k_scales[layer], self.v_scales[layer])]
+        return torch.cat(pairs).view(torch.uint8)
 
     def pack_blocks(self, block_ids: list[int]) -> torch.Tensor:
-        """The raw bytes of `block_ids` as a `[n, bytes_per_block]` uint8 tensor on the cache's device."""
+        """The raw bytes of `block_ids` as a `[n, packed_block_bytes]` uint8 tensor on the cache's device.
+
+        Per layer the block's keys then values, then (float8) the scales they were written with.
+        """
+        n = len(block_ids)
         index = torch.as_tensor(block_ids, dtype=torch.int64, device=self.spec.device)
-        parts = [t.view(torch.uint8).index_select(0, index).reshape(len(block_ids), -1) for t in self._block_tensors()]
+        parts = []
+        for k, v in zip(self.k_caches, self.v_caches):
+            parts += [t.view(torch.uint8).index_select(0, index).reshape(n, -1) for t in (k, v)]
+        parts.append(self._scale_bytes().expand(n, -1))
         return torch.cat(parts, dim=1)
 
+    def matching_rows(self, data: torch.Tensor) -> int:
+        """How many leading packed rows were written with this cache's float8 scales (all, otherwise)."""
+        if not self.spec.is_fp8 or data.shape[0] == 0:
+            return data.shape[0]
+        tail = data[:, self.spec.bytes_per_block :].to(self.spec.device)
+        same = (tail == self._scale_bytes()).all(dim=1).tolist()
+        return same.index(False) if False in same else len(same)
+
     def unpack_blocks(self, block_ids: list[int], data: torch.Tensor) -> None:
-        """Write raw bytes `[n, bytes_per_block]` (as from `pack_blocks`) into `block_ids`."""
-        if data.shape != (len(block_ids), self.spec.bytes_per_block):
-            raise ValueError(f"expected {(len(block_ids), self.spec.bytes_per_block)} bytes, got {tuple(data.shape)}")
+        """Write packed rows `[n, packed_block_bytes]` (from `pack_blocks`, same scales) into `block_ids`."""
+        n = len(block_ids)
+        if data.shape != (n, self.spec.packed_block_bytes):
+            raise ValueError(f"expected {(n, self.spec.packed_block_bytes)} bytes, got {tuple(data.shape)}")
+        if self.matching_rows(data) != n:
+            raise ValueError("packed KV blocks were written with other float8 scales")
         index = torch.as_tensor(block_ids, dtype=torch.int64, device=self.spec.device)
         data = data.to(self.spec.device)
         start = 0
-        for t in self._block_tensors():
-            raw = t.view(torch.uint8)
-            width = raw[0].numel()
-            raw.index_copy_(0, index, data[:, start : start + width].reshape(len(block_ids), *raw.shape[1:]))
-            start += width
+        for k, v in zip(self.k_caches, self.v_caches):
+            for t in (k, v):
+                raw = t.view(torch.uint8)
+                width = raw[0].numel()
+                raw.index_copy_(0, index, data[:, start : start + width].reshape(n, *raw.shape[1:]))
+                start += width

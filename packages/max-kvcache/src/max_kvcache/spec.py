@@ -20,7 +20,7 @@ class KVCacheSpec:
     """Layers, KV heads, head dim, tokens per page, storage dtype and device of a paged cache.
 
     `dtype` may be a torch dtype or a format name (`float32`, `bfloat16`, `float16`,
-    `float8_e4m3fn`). Float8 pages carry one float32 scale per (token, head).
+    `float8_e4m3fn`). Float8 caches have one float32 scale per layer for keys and one for values.
     """
 
     num_layers: int
@@ -63,9 +63,11 @@ class KVCacheSpec:
 
     @property
     def bytes_per_block(self) -> int:
-        """Bytes of one block across all layers: keys, values and (float8) their scales."""
-        tokens_heads = self.page_size * self.num_kv_heads
-        per_layer = 2 * tokens_heads * self.head_dim * self.dtype.itemsize
-        if self.is_fp8:
-            per_layer += 2 * tokens_heads * FP8_SCALE_DTYPE.itemsize
-        return self.num_layers * per_layer
+        """Device bytes of one block across all layers, keys and values."""
+        return 2 * self.num_layers * self.page_size * self.num_kv_heads * self.head_dim * self.dtype.itemsize
+
+    @property
+    def packed_block_bytes(self) -> int:
+        """Bytes of one block outside the device: its KV, then (float8) every layer's two scales."""
+        scales = 2 * self.num_layers * FP8_SCALE_DTYPE.itemsize if self.is_fp8 else 0
+        return self.bytes_per_block + scales

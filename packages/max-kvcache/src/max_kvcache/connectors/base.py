@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
+
+import torch
 from dataclasses import dataclass
 
 from max_kvcache.hashing import BlockHash
@@ -24,6 +27,12 @@ class ConnectorStats:
     evictions: int = 0
 
 
+def connector_namespace(spec: KVCacheSpec, model_fingerprint: str) -> bytes:
+    """16 bytes that differ whenever the model, the KV format or the block layout differs."""
+    layout = f"{model_fingerprint}|{spec.format}|{spec.num_layers}x{spec.page_size}x{spec.num_kv_heads}x{spec.head_dim}"
+    return hashlib.blake2b(layout.encode(), digest_size=16).digest()
+
+
 class KVConnector(ABC):
     """A tier beyond device memory, keyed by block hash.
 
@@ -37,6 +46,21 @@ class KVConnector(ABC):
         self.spec = spec
         self.model_fingerprint = model_fingerprint
         self.stats = ConnectorStats()
+        self.namespace = connector_namespace(spec, model_fingerprint)
+
+    def key(self, block_hash: BlockHash) -> bytes:
+        """The tier's key of a block: the namespace (model and KV layout) followed by the block hash."""
+        return self.namespace + block_hash
+
+    def _write_rows(self, block_ids: list[int], data: torch.Tensor, kv_cache: PagedKVCache) -> int:
+        """Unpack the leading rows written with the cache's float8 scales; others count as corrupt."""
+        usable = kv_cache.matching_rows(data)
+        if usable < data.shape[0]:
+            self.stats.corrupt += 1
+        if usable:
+            kv_cache.unpack_blocks(block_ids[:usable], data[:usable])
+            self.stats.loads += usable
+        return usable
 
     @abstractmethod
     def lookup(self, block_hashes: list[BlockHash]) -> int:
