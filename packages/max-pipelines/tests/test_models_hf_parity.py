@@ -7,7 +7,7 @@ match HF's full-sequence forward within 1e-4 of the logit scale.
 
 import pytest
 import torch
-from fixtures.model_files import safetensors_model_files
+from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 from fixtures.tiny_models import VARIANTS, make_tiny_model
 
@@ -29,7 +29,7 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor) -> None:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
     hf_model = make_tiny_model(variant, tmp_path)
-    files = safetensors_model_files(tmp_path)
+    files = model_files(tmp_path)
     model = load_model(files, "cpu", torch.float32)
 
     g = torch.Generator().manual_seed(1)

@@ -1,12 +1,13 @@
 """The architecture registry: built-ins, unknown names, --custom-architectures modules."""
 
+import dataclasses
 import textwrap
 
 import pytest
 import torch
-from fixtures.model_files import safetensors_model_files
+from fixtures.model_files import model_files
 from fixtures.tiny_models import make_tiny_model
-from max_config.errors import ConfigError
+from max_config import ConfigError
 
 from max_pipelines.registry import REGISTRY, ArchitectureRegistry
 from max_pipelines.weights.model_loader import load_model
@@ -27,8 +28,7 @@ def test_builtin_architectures():
 
 def test_unknown_architecture_lists_supported_and_the_flag(tmp_path):
     make_tiny_model("llama", tmp_path)
-    files = safetensors_model_files(tmp_path)
-    files = type(files)(**{**files.__dict__, "architecture": "FalconForCausalLM"})
+    files = dataclasses.replace(model_files(tmp_path), architecture="FalconForCausalLM")
     with pytest.raises(ConfigError) as e:
         load_model(files, "cpu", torch.float32)
     message = str(e.value)

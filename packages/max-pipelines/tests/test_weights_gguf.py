@@ -1,13 +1,16 @@
 """GGUF loading: llama.cpp's q/k permutation undone, packed blocks kept packed, HF parity."""
 
+import dataclasses
+
 import gguf
 import pytest
 import torch
 from fixtures.hf_gguf import hf_model_from_gguf
-from fixtures.model_files import gguf_model_files
+from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 from fixtures.tiny_gguf import llama_cpp_permute, write_llama_gguf
 from fixtures.tiny_models import make_tiny_model
+from max_config import QuantizationEncoding
 
 from max_pipelines.weights.gguf import GGUFSource, PackedTensor
 from max_pipelines.weights.mapping import unpermute_llama_qk
@@ -33,8 +36,9 @@ def test_tiny_llama_gguf_matches_transformers(qtype, tie, tmp_path):
     hf_float = make_tiny_model("llama", tmp_path / "hf")
     path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", qtype, tie=tie)
     hf_model = hf_model_from_gguf(path)
-    config = {**hf_model.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
-    model = load_model(gguf_model_files(path, config, qtype.name.lower()), "cpu", torch.float32)
+    files = model_files(path)
+    assert files.encoding.value == qtype.name.lower()
+    model = load_model(files, "cpu", torch.float32)
 
     layer = model.model.layers[0]
     assert layer.self_attn.qkv_proj.weight is None
@@ -43,7 +47,7 @@ def test_tiny_llama_gguf_matches_transformers(qtype, tie, tmp_path):
     assert (model.lm_head.weight is model.model.embed_tokens.weight) == tie
 
     prompt = [5, 17, 99, 3, 42, 8, 64]
-    runner = PagedRunner(model, config, num_seqs=1)
+    runner = PagedRunner(model, files.config, num_seqs=1)
     logits = runner.step([prompt])
     tokens = list(prompt)
     for _ in range(6):
@@ -59,9 +63,9 @@ def test_tiny_llama_gguf_matches_transformers(qtype, tie, tmp_path):
 def test_float_encoding_dequantizes_packed_weights(tmp_path):
     hf_float = make_tiny_model("llama", tmp_path / "hf")
     path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", Q.Q8_0)
-    config = {**hf_float.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
-    packed = load_model(gguf_model_files(path, config, "q8_0"), "cpu", torch.float32)
-    floats = load_model(gguf_model_files(path, config, "float32"), "cpu", torch.float32)
+    files = model_files(path)
+    packed = load_model(files, "cpu", torch.float32)
+    floats = load_model(dataclasses.replace(files, encoding=QuantizationEncoding.float32), "cpu", torch.float32)
     proj = floats.model.layers[1].self_attn.qkv_proj
     assert proj.qweights == () and proj.weight.dtype == torch.float32
     x = torch.randn(3, 64)

@@ -10,7 +10,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from max_config.errors import ConfigError
+from max_config import ConfigError
 from torch import nn
 
 from max_pipelines.weights.mapping import GGUF_WEIGHT_MAP, HF_WEIGHT_MAP, WeightMap

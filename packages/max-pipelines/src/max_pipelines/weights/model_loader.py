@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from max_config.enums import QuantizationEncoding
+from max_config import QuantizationEncoding
 from torch import nn
 
 from max_pipelines.registry import REGISTRY
