@@ -8,7 +8,7 @@ import torch
 from fixtures.hf_gguf import hf_model_from_gguf
 from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
-from fixtures.tiny_gguf import llama_cpp_permute, write_llama_gguf
+from fixtures.tiny_gguf import llama_cpp_permute, write_float_gguf, write_llama_gguf
 from fixtures.tiny_models import make_tiny_model
 from max_config import QuantizationEncoding
 
@@ -96,3 +96,17 @@ def test_tensor_table_reader_agrees_with_gguf_py(tmp_path):
         assert data.numpy().tobytes() == t.data.tobytes()
     assert ours["q"].shape == (4, 64) and ours["q"].data.shape == (4, 40)
     assert ours["f32"].shape == (3, 5) and ours["f16"].dtype == torch.float16
+
+
+@pytest.mark.parametrize("variant", ["gemma3", "mistral", "phi3", "qwen2", "qwen3"])
+def test_llama_cpp_tensor_names_of_each_architecture(variant, tmp_path):
+    """GGUF name mapping per family: a float GGUF written like llama.cpp's converter gives HF's logits."""
+    hf_model = make_tiny_model(variant, tmp_path)
+    path = write_float_gguf(hf_model, tmp_path / "model.gguf")
+    files = dataclasses.replace(model_files(tmp_path), weight_files=(path,), weight_format="gguf")
+    model = load_model(files, "cpu", torch.float32)
+    prompt = [7, 3, 88, 41, 5, 120, 9, 64, 2]
+    ours = PagedRunner(model, files.config, num_seqs=1).step([prompt])
+    with torch.no_grad():
+        ref = hf_model(torch.tensor([prompt])).logits[0]
+    assert (ours - ref).abs().max() / ref.abs().max() < 1e-4
