@@ -31,10 +31,13 @@ def test_unpermute_inverts_the_converter_on_floats_and_packed_rows():
     assert unpermute_llama_qk("blk.0.attn_v.weight", permuted, config) is permuted
 
 
-@pytest.mark.parametrize(("qtype", "tie"), [(Q.Q8_0, False), (Q.Q4_0, False), (Q.Q4_1, True)])
-def test_tiny_llama_gguf_matches_transformers(qtype, tie, tmp_path):
+@pytest.mark.parametrize(
+    ("qtype", "tie", "overrides"),
+    [(Q.Q8_0, False, {}), (Q.Q4_0, False, {}), (Q.Q4_1, True, {}), (Q.Q4_0, False, {"attn_v": Q.Q8_0, "ffn_up": Q.Q4_1})],
+)
+def test_tiny_llama_gguf_matches_transformers(qtype, tie, overrides, tmp_path):
     hf_float = make_tiny_model("llama", tmp_path / "hf")
-    path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", qtype, tie=tie)
+    path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", qtype, tie=tie, overrides=overrides)
     hf_model = hf_model_from_gguf(path)
     files = model_files(path)
     assert files.encoding.value == qtype.name.lower()
@@ -42,7 +45,11 @@ def test_tiny_llama_gguf_matches_transformers(qtype, tie, tmp_path):
 
     layer = model.model.layers[0]
     assert layer.self_attn.qkv_proj.weight is None
-    assert [q.qtype for q in layer.mlp.gate_up_proj.qweights] == [qtype]
+    # Parts of one type are joined into one packed weight; mixed types stay separate.
+    qkv_types = [qtype, overrides["attn_v"]] if overrides else [qtype]
+    gate_up_types = [qtype, overrides["ffn_up"]] if overrides else [qtype]
+    assert [q.qtype for q in layer.self_attn.qkv_proj.qweights] == qkv_types
+    assert [q.qtype for q in layer.mlp.gate_up_proj.qweights] == gate_up_types
     assert model.model.embed_tokens.weight.dtype == torch.float32
     assert (model.lm_head.weight is model.model.embed_tokens.weight) == tie
 
