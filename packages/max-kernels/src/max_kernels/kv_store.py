@@ -97,11 +97,14 @@ def _to_cache(x: torch.Tensor, cache: torch.Tensor, scale) -> torch.Tensor:
 
 def store_kvcache_ref(key, value, k_cache, v_cache, slot_mapping, k_scale=None, v_scale=None):
     keep = slot_mapping >= 0
-    slots = slot_mapping[keep].long()
-    page = k_cache.shape[1]
-    blocks, offsets = slots // page, slots % page
-    k_cache[blocks, offsets] = _to_cache(key[keep], k_cache, k_scale)
-    v_cache[blocks, offsets] = _to_cache(value[keep], v_cache, v_scale)
+    if not bool(keep.all()):
+        key, value, slot_mapping = key[keep], value[keep], slot_mapping[keep]
+    slots = slot_mapping.long()
+    for x, cache, scale in ((key, k_cache, k_scale), (value, v_cache, v_scale)):
+        rows, flat = _to_cache(x, cache, scale), cache.view(-1, *cache.shape[2:])
+        if cache.dtype == torch.float8_e4m3fn:  # index_copy_ has no float8 kernel; copy the bytes
+            rows, flat = rows.view(torch.uint8), flat.view(torch.uint8)
+        flat.index_copy_(0, slots, rows)
 
 
 def store_kvcache(

@@ -110,8 +110,7 @@ def rms_norm_triton(x, weight, eps, residual=None):
 
 def rms_norm_ref(x, weight, eps, residual=None):
     s = x if residual is None else x + residual
-    sf = s.float()
-    y = (sf * torch.rsqrt(sf.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(x.dtype)
+    y = torch.nn.functional.rms_norm(s.float(), s.shape[-1:], weight.float(), eps).to(x.dtype)
     return y if residual is None else (y, s)
 
 

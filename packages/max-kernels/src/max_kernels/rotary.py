@@ -198,21 +198,25 @@ def apply_rope_triton(q, k, positions, cos_sin_cache, neox):
     return _rope_one_triton(q, positions, cos_sin_cache, neox), _rope_one_triton(k, positions, cos_sin_cache, neox)
 
 
-def _rope_one_ref(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, neox: bool) -> torch.Tensor:
-    rot = 2 * cos.shape[-1]
+def _rope_one_ref(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, neox: bool) -> torch.Tensor:
+    """`x * cos + partner(x) * signed_sin` over the rotary features, where `partner` swaps the pairs."""
+    rot = cos.shape[-1]
     xr = x[..., :rot].float()
     if neox:
-        x1, x2 = xr.chunk(2, dim=-1)
-        rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+        partner = xr.roll(rot // 2, dims=-1)
     else:
-        x1, x2 = xr[..., 0::2], xr[..., 1::2]
-        rotated = torch.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).flatten(-2)
-    return torch.cat([rotated.to(x.dtype), x[..., rot:]], dim=-1)
+        partner = xr.unflatten(-1, (rot // 2, 2)).flip(-1).flatten(-2)
+    rotated = torch.addcmul(xr * cos, partner, signed_sin).to(x.dtype)
+    return rotated if rot == x.shape[-1] else torch.cat([rotated, x[..., rot:]], dim=-1)
 
 
 def apply_rope_ref(q, k, positions, cos_sin_cache, neox):
     cos, sin = cos_sin_cache[positions].unsqueeze(1).chunk(2, dim=-1)
-    return _rope_one_ref(q, cos, sin, neox), _rope_one_ref(k, cos, sin, neox)
+    if neox:
+        cos, signed_sin = torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+    else:
+        cos, signed_sin = cos.repeat_interleave(2, dim=-1), torch.stack([-sin, sin], dim=-1).flatten(-2)
+    return _rope_one_ref(q, cos, signed_sin, neox), _rope_one_ref(k, cos, signed_sin, neox)
 
 
 def apply_rope(
