@@ -7,7 +7,7 @@ match HF's full-sequence forward within 1e-4 of the logit scale.
 
 import pytest
 import torch
-from fixtures.model_files import safetensors_model_files
+from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 from fixtures.tiny_models import VARIANTS, make_tiny_model
 
@@ -29,7 +29,7 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor) -> None:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
     hf_model = make_tiny_model(variant, tmp_path)
-    files = safetensors_model_files(tmp_path)
+    files = model_files(tmp_path)
     model = load_model(files, "cpu", torch.float32)
 
     g = torch.Generator().manual_seed(1)
@@ -51,3 +51,23 @@ def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
             ref = hf_logits(hf_model, seq)[-1]
             assert_close(last[i], ref)
             assert int(ref.argmax()) == int(last[i].argmax())
+
+
+@pytest.mark.parametrize("variant", ["gemma3", "mistral"])
+def test_chunked_prefill_mixed_with_decode(variant, tmp_path):
+    """A prompt prefilled in chunks while another sequence decodes in the same batches (sliding windows
+    of 6 tokens make chunk boundaries matter)."""
+    hf_model = make_tiny_model(variant, tmp_path)
+    files = model_files(tmp_path)
+    model = load_model(files, "cpu", torch.float32)
+    runner = PagedRunner(model, files.config, num_seqs=2)
+
+    long_prompt = list(range(10, 27))
+    short = [5, 6, 7]
+    first = runner.step([long_prompt[:7], short])
+    decoded = short + [int(first[-1].argmax())]
+    for start, end in [(7, 12), (12, 17)]:
+        logits = runner.step([long_prompt[start:end], decoded[-1:]])
+        assert_close(logits[: end - start], hf_logits(hf_model, long_prompt[:end])[start:end])
+        assert_close(logits[-1], hf_logits(hf_model, decoded)[-1])
+        decoded.append(int(logits[-1].argmax()))

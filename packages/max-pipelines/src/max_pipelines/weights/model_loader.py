@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from max_config.enums import QuantizationEncoding
+from max_config import QuantizationEncoding
 from torch import nn
 
 from max_pipelines.registry import REGISTRY
@@ -26,15 +26,22 @@ def default_dtype(encoding: QuantizationEncoding | str, device: torch.device) ->
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
-def load_model(model_files, device: torch.device | str, dtype: torch.dtype | None = None) -> nn.Module:
+def load_model(
+    model_files,
+    device: torch.device | str,
+    dtype: torch.dtype | None = None,
+    custom_architectures: list | tuple = (),
+) -> nn.Module:
     """Build `model_files.architecture` on the meta device and assign its weights on `device`.
 
     `model_files` is a `max_config.ModelFiles` (uses `config`, `weight_files`, `weight_format`,
     `encoding`, `architecture`, `context_length`). Float weights are cast to `dtype`. GGUF
     quantized weights stay packed when `encoding` is a GGUF block encoding; with a float
     encoding they are dequantized to `dtype` at load. Tied embeddings share one table.
+    `custom_architectures` (from `ResolvedPipeline.custom_architectures`) are registered first.
     """
     device = torch.device(device)
+    REGISTRY.register_custom(custom_architectures)
     arch = REGISTRY.get(model_files.architecture)
     dtype = dtype or default_dtype(model_files.encoding, device)
     config = model_files.config
