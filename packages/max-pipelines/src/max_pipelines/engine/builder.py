@@ -11,6 +11,7 @@ from max_config import PipelineConfig, resolve_pipeline
 from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
+from max_pipelines.tokenization.tokenizer import load_tokenizer
 from max_pipelines.weights.model_loader import load_model
 
 
@@ -34,19 +35,6 @@ def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _load_tokenizer(files):
-    from transformers import AutoTokenizer
-
-    if files.weight_format == "gguf":
-        path = files.weight_files[0]
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(files.root)
-    if files.chat_template:
-        tokenizer.chat_template = files.chat_template
-    return tokenizer
-
-
 def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> EngineParts:
     resolved = resolve_pipeline(config)
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
@@ -54,7 +42,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
     model = load_model(files, device)
-    tokenizer = _load_tokenizer(files)
+    tokenizer = load_tokenizer(files)
     spec = KVCacheSpec(
         num_layers=files.num_layers,
         num_kv_heads=files.num_kv_heads,

@@ -10,6 +10,7 @@ from max_pipelines.engine.builder import EngineParts, build_engine
 from max_pipelines.engine.outputs import RequestOutput, StreamDelta
 from max_pipelines.engine.request_state import RequestState
 from max_pipelines.engine.sequence import Sequence
+from max_pipelines.tokenization.chat_template import apply_chat_template
 
 
 class LLM:
@@ -42,15 +43,12 @@ class LLM:
     # ---- requests -------------------------------------------------------------------------------
 
     def encode(self, prompt: str | list[int], use_chat_template: bool = True) -> list[int]:
+        """Token ids of a prompt: ids pass through; text goes through the chat template when asked."""
         if not isinstance(prompt, str):
             return list(prompt)
-        tok = self.tokenizer
-        if use_chat_template and getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-            )
-            return tok.encode(text, add_special_tokens=False)
-        return tok.encode(prompt)
+        if use_chat_template:
+            return apply_chat_template(self.tokenizer, prompt)
+        return self.tokenizer.encode(prompt)
 
     def add_request(self, prompt: str | list[int], params: SamplingParams, use_chat_template: bool = True) -> Sequence:
         ids = self.encode(prompt, use_chat_template)
