@@ -83,7 +83,7 @@ def test_greedy_batch_matches_hf_and_one_at_a_time(arch, request):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(enable_prefix_caching=False),
+        dict(enable_prefix_caching=False, kv_cache_page_size=16),
         dict(max_batch_input_tokens=4),
         dict(max_batch_input_tokens=5, enable_chunked_prefill=False, kv_cache_page_size=1),
         dict(kv_cache_page_size=128, enable_in_flight_batching=True),
@@ -162,3 +162,15 @@ def test_context_limit_stops_with_max_length(tiny):
     out = llm.generate([PROMPTS[0]], SamplingParams(temperature=0.0, max_new_tokens=50, ignore_eos=True))[0]
     assert out.stop_reason == "max_length"
     assert out.token_ids == ref[0][:3]
+
+
+def test_seeded_sampling_does_not_depend_on_the_batch(tiny):
+    path, _, _ = tiny
+    llm = make_llm(path)
+    seeded = SamplingParams(temperature=1.0, top_k=50, max_new_tokens=NEW, ignore_eos=True, seed=7)
+    other = SamplingParams(temperature=0.8, max_new_tokens=NEW + 3, ignore_eos=True)
+    alone = llm.generate([PROMPTS[0]], seeded)[0].token_ids
+    batch = llm.generate([PROMPTS[1], PROMPTS[0], PROMPTS[2]], [other, seeded, other])
+    assert batch[1].token_ids == alone
+    unseeded = [llm.generate([PROMPTS[0]], other)[0].token_ids for _ in range(3)]
+    assert len({tuple(t) for t in unseeded}) > 1
