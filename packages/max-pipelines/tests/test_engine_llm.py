@@ -174,3 +174,11 @@ def test_seeded_sampling_does_not_depend_on_the_batch(tiny):
     assert batch[1].token_ids == alone
     unseeded = [llm.generate([PROMPTS[0]], other)[0].token_ids for _ in range(3)]
     assert len({tuple(t) for t in unseeded}) > 1
+
+
+def test_zero_new_tokens_returns_no_tokens(tiny):
+    path, _, _ = tiny
+    llm = make_llm(path)
+    out = llm.generate([PROMPTS[0], PROMPTS[1]], [SamplingParams(max_new_tokens=0), GREEDY])
+    assert out[0].token_ids == [] and out[0].text == "" and out[0].stop_reason == "max_new_tokens"
+    assert len(out[1].token_ids) == NEW

@@ -51,6 +51,7 @@ class LLM:
         return self.tokenizer.encode(prompt)
 
     def add_request(self, prompt: str | list[int], params: SamplingParams, use_chat_template: bool = True) -> Sequence:
+        """Queue one request; `step()` advances it. `max_new_tokens=0` finishes it at once, with no tokens."""
         ids = self.encode(prompt, use_chat_template)
         if len(ids) >= self.max_length:
             raise ConfigError(
@@ -67,6 +68,9 @@ class LLM:
         )
         self._states[seq] = RequestState(seq, prompt, self.tokenizer)
         self.scheduler.add(seq)
+        if seq.max_new_tokens == 0:  # nothing to generate: done before it runs
+            self.scheduler.finish(seq, "max_new_tokens")
+            self._states[seq].on_finish(time.perf_counter())
         return seq
 
     # ---- the loop -------------------------------------------------------------------------------
