@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import resource
 import statistics
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import torch
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
 
@@ -98,12 +95,6 @@ def _loop(llm, seqs, params: SamplingParams, show: bool) -> None:
             printed += 1
 
 
-def _peak_memory(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(device) / 2**20:.1f} MiB (device)"
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB (RSS)"
-
-
 def _percentiles(name: str, values: list[float]) -> str:
     if len(values) < 2:
         return f"{name}: n/a (fewer than 2 samples)"
@@ -130,7 +121,7 @@ def _report(llm, run: RunTimes, params: SamplingParams, warm: list[RunTimes]) ->
             f"Prompt eval throughput: {prompt_tokens / ttft:.2f} tokens/s",
             f"Eval throughput: {(output_tokens - len(outs)) / decode_time if decode_time > 0 else float('nan'):.2f} tokens/s",
         ]
-    lines.append(f"Peak memory: {_peak_memory(llm.runner.device)}")
+    lines.append(f"Peak memory: {llm.peak_memory()}")
     reasons = [o.stop_reason or "none" for o in outs]
     if params.max_new_tokens is not None:
         reasons = [r + f" (hit --max-new-tokens {params.max_new_tokens})" if r == "max_new_tokens" else r for r in reasons]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Iterator
+
+import torch
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
 from max_pipelines.engine.builder import EngineParts, build_engine
@@ -131,6 +134,13 @@ class LLM:
             yield from state.take_deltas()
         finally:
             self.release([seq])
+
+    def peak_memory(self) -> str:
+        """Peak memory so far: CUDA max allocated on a GPU, else the process's peak resident set."""
+        device = self.runner.device
+        if device.type == "cuda":
+            return f"{torch.cuda.max_memory_allocated(device) / 2**20:.1f} MiB (device)"
+        return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB (RSS)"
 
     def output_of(self, seq: Sequence) -> RequestOutput:
         return self._states[seq].output()
