@@ -5,7 +5,7 @@ import torch
 
 from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
 from max_kvcache.connectors import create_connector
-from max_kvcache.connectors.record import encode_block
+from max_kvcache.connectors.record import RECORD_OVERHEAD, encode_block
 from max_config.errors import ConfigError
 
 FORMATS = ["float32", "bfloat16", "float8_e4m3fn"]
@@ -170,7 +170,7 @@ def test_damaged_block_files_are_skipped_counted_and_recomputed(damage, tmp_path
 
 def test_disk_budget_evicts_oldest_files(tmp_path, make_request, prefill):
     spec = _spec()
-    record_bytes = spec.packed_block_bytes + 52
+    record_bytes = spec.packed_block_bytes + RECORD_OVERHEAD
     connector = _tiered(spec, tmp_path, disk_bytes=3 * record_bytes)
     manager = _manager(spec, connector)
     req = make_request("a", list(range(21)))  # five full blocks
