@@ -1,4 +1,5 @@
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -179,3 +180,27 @@ def test_disk_budget_evicts_oldest_files(tmp_path, make_request, prefill):
     connector.flush()
     assert len(list(tmp_path.rglob("*.kvb"))) == 3 and connector.disk.total_bytes == 3 * record_bytes
     assert connector.stats.evictions >= 2
+
+
+def test_tiered_without_a_directory_uses_a_temporary_one(make_request, prefill):
+    spec = _spec()
+    connector = create_connector("tiered", {"host_bytes": 2 * spec.packed_block_bytes}, spec)
+    manager = _manager(spec, connector)
+    req = make_request("a", list(range(9)))
+    prefill(manager, req)
+    manager.free(req)
+    connector.flush()
+    directory = Path(connector.directory)
+    assert len(list(directory.rglob("*.kvb"))) == 2
+    manager.close()
+    assert not directory.exists()
+
+
+def test_manager_close_hands_pending_blocks_to_the_connector(tmp_path, make_request, prefill):
+    spec = _spec()
+    connector = _tiered(spec, tmp_path)
+    manager = _manager(spec, connector)
+    prefill(manager, make_request("a", list(range(9))))  # still running: its blocks wait for the next step
+    assert connector.stats.saves == 0
+    manager.close()
+    assert connector.stats.saves == 2 and len(list(tmp_path.rglob("*.kvb"))) == 2

@@ -208,6 +208,12 @@ class KVCacheManager:
         self._hashes.pop(req.request_id, None)
         self._pending_lookup.pop(req.request_id, None)
 
+    def close(self) -> None:
+        """Hand every pending block to the connector and close it (files flushed, connections closed)."""
+        for rid in list(self._pending_saves):
+            self._flush_saves(rid)
+        self.connector.close()
+
     def _release(self, rid: str) -> None:
         self._flush_saves(rid)
         self.pool.free_blocks(reversed(self._blocks.pop(rid, [])))

@@ -28,9 +28,15 @@ class DiskBlockStore:
         self._lock = threading.Lock()
         self._sizes: OrderedDict[Path, int] = OrderedDict()
         self._total = 0
-        found = [(p.stat().st_mtime, p) for p in self.root.glob(f"*/*{SUFFIX}")]
-        for _, path in sorted(found):
-            self._track(path, path.stat().st_size)
+        found = []
+        for path in self.root.glob(f"*/*{SUFFIX}"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # evicted by another process meanwhile
+                continue
+            found.append((stat.st_mtime, path, stat.st_size))
+        for _, path, size in sorted(found):
+            self._track(path, size)
 
     def path(self, block_hash: bytes) -> Path:
         return Path(self._file(block_hash))

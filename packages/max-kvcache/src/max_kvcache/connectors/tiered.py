@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,7 @@ class TieredConnector(KVConnector):
     ) -> None:
         super().__init__(spec, model_fingerprint)
         self.host = HostBlockStore(num_host_blocks, spec.packed_block_bytes, pin_memory=spec.device.type == "cuda")
+        self._owns_directory = directory is None  # a temporary directory lives as long as the connector
         self.directory = directory or tempfile.mkdtemp(prefix="max_kv_tiered_")
         self.disk = DiskBlockStore(self.directory, self.namespace, disk_bytes)
         self._writer = ThreadPoolExecutor(max_workers=disk_workers, thread_name_prefix="kv-disk")
@@ -133,3 +135,5 @@ class TieredConnector(KVConnector):
     def close(self) -> None:
         self.flush()
         self._writer.shutdown(wait=True)
+        if self._owns_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
