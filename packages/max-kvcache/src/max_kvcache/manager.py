@@ -46,7 +46,9 @@ class KVCacheManager:
     Lifecycle of a request: `get_computed_tokens` (on admission or re-admission after preemption;
     pins the cached prefix), then `allocate_slots` every step it is scheduled, then `free` when it
     finishes or is preempted. Full blocks are committed to the prefix cache when allocated for
-    their last token; the connector receives them on the request's next call, once written.
+    their last token (so a request batched in the same step can already hit them); the connector
+    receives them on the request's next call, once written. Hence the one rule for a scheduler:
+    never free a request between its `allocate_slots` and the forward pass that writes those slots.
     """
 
     def __init__(
