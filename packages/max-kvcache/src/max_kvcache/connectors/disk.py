@@ -53,12 +53,17 @@ class DiskBlockStore:
         return os.path.isfile(self._file(block_hash))
 
     def open(self, block_hash: bytes) -> BinaryIO | None:
-        """The block's file opened for reading (marked most recently used), or None."""
+        """The block's file opened for reading, or None. Reading marks it most recently used, here and
+        (through its mtime) for the next process that scans the directory."""
         file = self._file(block_hash)
         try:
             f = open(file, "rb")
         except FileNotFoundError:
             return None
+        try:
+            os.utime(f.fileno())
+        except PermissionError:  # a directory shared read-only: the order just stays as it was
+            pass
         path = Path(file)
         with self._lock:
             if path in self._sizes:
