@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-
 from max_kernels.activations import (
     gelu_tanh_and_mul,
     gelu_tanh_and_mul_ref,

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from max_kernels.attention import paged_attention
 from max_kernels.fp8 import quantize_fp8_ref
 

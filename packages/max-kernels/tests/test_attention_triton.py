@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from max_kernels.attention import paged_attention_ref, paged_attention_triton
 from max_kernels.attention_decode import decode_attention
 from max_kernels.attention_prefill import prefill_attention
@@ -66,7 +65,11 @@ def test_decode_default_launch_float16(paged_batch):
 @pytest.mark.parametrize("max_seqlen_q", [None, 1, 4])
 def test_empty_batch(paged_batch, max_seqlen_q):
     q, k_cache, v_cache, cu, seq_lens, bt = paged_batch([], [], 2, 1, 16, 4)
-    assert paged_attention_triton(q, k_cache, v_cache, cu, seq_lens, bt, 0.3, max_seqlen_q=max_seqlen_q).shape == (0, 2, 16)
+    assert paged_attention_triton(q, k_cache, v_cache, cu, seq_lens, bt, 0.3, max_seqlen_q=max_seqlen_q).shape == (
+        0,
+        2,
+        16,
+    )
 
 
 @pytest.mark.parametrize("q_lens,kv_lens,max_seqlen_q", [([3, 1], [9, 5], 3), ([1, 1], [20, 3], 1)])
@@ -76,4 +79,12 @@ def test_float8_cache_with_scales(paged_batch, q_lens, kv_lens, max_seqlen_q):
     kwargs = {"k_scale": torch.tensor(0.02), "v_scale": 0.05}
     got = paged_attention_triton(q, k8, v8, cu, seq_lens, bt, 0.25, max_seqlen_q=max_seqlen_q, softcap=4.0, **kwargs)
     want = paged_attention_ref(q, k8, v8, cu, seq_lens, bt, 0.25, softcap=4.0, **kwargs)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("q_lens,max_seqlen_q", [([1, 0, 1], 1), ([2, 0, 1], 2)])
+def test_requests_without_queries_are_skipped(paged_batch, q_lens, max_seqlen_q):
+    q, k_cache, v_cache, cu, seq_lens, bt = paged_batch(q_lens, [6, 4, 9], 2, 1, 16, 4)
+    got = paged_attention_triton(q, k_cache, v_cache, cu, seq_lens, bt, 0.25, max_seqlen_q=max_seqlen_q)
+    want = paged_attention_ref(q, k_cache, v_cache, cu, seq_lens, bt, 0.25)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

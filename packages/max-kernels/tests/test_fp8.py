@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from max_kernels.fp8 import (
     dequantize_fp8,
     dequantize_fp8_ref,
@@ -52,4 +51,6 @@ def test_triton_quantize_is_bit_identical_to_twin(n, scale):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_triton_dequantize_matches_twin(dtype):
     x = quantize_fp8_ref(torch.randn(5, 3, 40) * 10, 1.0)
-    torch.testing.assert_close(dequantize_fp8_triton(x, 0.25, dtype), dequantize_fp8_ref(x, 0.25, dtype), rtol=0, atol=0)
+    torch.testing.assert_close(
+        dequantize_fp8_triton(x, 0.25, dtype), dequantize_fp8_ref(x, 0.25, dtype), rtol=0, atol=0
+    )

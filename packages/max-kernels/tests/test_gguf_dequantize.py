@@ -79,6 +79,6 @@ def test_smollm2_tensors_match_gguf():
     for name in ["token_embd.weight", "blk.0.ffn_down.weight", "blk.3.attn_k.weight", "output_norm.weight"]:
         t = tensors[name]
         shape = tuple(int(s) for s in reversed(t.shape))
-        raw = torch.from_numpy(np.array(t.data, dtype=np.uint8))
+        raw = torch.from_numpy(np.array(t.data).view(np.uint8))
         expected = gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape)
         assert_bits_equal(dequantize(raw, int(t.tensor_type), shape), expected)

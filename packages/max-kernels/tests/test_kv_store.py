@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from max_kernels.fp8 import quantize_fp8_ref
 from max_kernels.kv_store import store_kvcache, store_kvcache_ref, store_kvcache_triton
 
@@ -10,7 +9,10 @@ def _case(t, n, page, hk, d, seed, dtype=torch.float32):
     key, value = torch.randn(t, hk, d, generator=g).to(dtype), torch.randn(t, hk, d, generator=g).to(dtype)
     slots = torch.randperm(n * page, generator=g)[:t].to(torch.int64)
     slots[torch.rand(t, generator=g) < 0.3] = -1
-    k_cache, v_cache = torch.randn(n, page, hk, d, generator=g).to(dtype), torch.randn(n, page, hk, d, generator=g).to(dtype)
+    k_cache, v_cache = (
+        torch.randn(n, page, hk, d, generator=g).to(dtype),
+        torch.randn(n, page, hk, d, generator=g).to(dtype),
+    )
     return key, value, k_cache, v_cache, slots
 
 

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from max_kernels.norms import layer_norm, layer_norm_ref, layer_norm_triton, rms_norm, rms_norm_ref, rms_norm_triton
 
 

@@ -2,10 +2,9 @@ import math
 
 import pytest
 import torch
+from max_kernels.rotary import apply_rope, apply_rope_ref, apply_rope_triton, rope_cos_sin_cache
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
-
-from max_kernels.rotary import apply_rope, apply_rope_ref, apply_rope_triton, rope_cos_sin_cache
 
 
 def _hf_cache(config, seq_len, positions):
@@ -18,18 +17,41 @@ def _hf_cache(config, seq_len, positions):
 def _config(rope_parameters, head_dim=32, max_position_embeddings=64):
     params = {"rope_theta": 10000.0, **rope_parameters}
     return LlamaConfig(
-        hidden_size=64, num_attention_heads=2, head_dim=head_dim,
-        max_position_embeddings=max_position_embeddings, rope_parameters=params,
+        hidden_size=64,
+        num_attention_heads=2,
+        head_dim=head_dim,
+        max_position_embeddings=max_position_embeddings,
+        rope_parameters=params,
     )
 
 
 SCALINGS = [
     {"rope_type": "linear", "factor": 4.0},
-    {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-     "original_max_position_embeddings": 16},
+    {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 16,
+    },
     {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16},
-    {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 16, "mscale": 0.7,
-     "mscale_all_dim": 1.0, "beta_fast": 16, "beta_slow": 2},
+    {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    },
+    {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32, "truncate": False},
+    {
+        "rope_type": "yarn",
+        "factor": 8.0,
+        "original_max_position_embeddings": 16,
+        "mscale": 0.7,
+        "mscale_all_dim": 1.0,
+        "beta_fast": 16,
+        "beta_slow": 2,
+    },
 ]
 
 
@@ -56,8 +78,12 @@ def test_dynamic_cache_matches_transformers_at_full_length():
 
 def test_longrope_cache_uses_short_then_long_factors():
     short, long = [1.0 + 0.1 * i for i in range(12)], [2.0 + 0.5 * i for i in range(12)]
-    scaling = {"rope_type": "longrope", "short_factor": short, "long_factor": long,
-               "original_max_position_embeddings": 16}
+    scaling = {
+        "rope_type": "longrope",
+        "short_factor": short,
+        "long_factor": long,
+        "original_max_position_embeddings": 16,
+    }
     config = _config(dict(scaling), head_dim=24, max_position_embeddings=64)
     ours = rope_cos_sin_cache(24, 64, 10000.0, {**scaling, "max_position_embeddings": 64}, "cpu")
     torch.testing.assert_close(ours[:16], _hf_cache(config, None, torch.arange(16)), rtol=1e-6, atol=1e-6)
@@ -106,7 +132,9 @@ def test_neox_rope_matches_transformers_llama():
 
 
 @pytest.mark.parametrize("neox", [True, False])
-@pytest.mark.parametrize("t,hq,hk,d,rotary_dim", [(3, 4, 2, 16, 16), (5, 3, 1, 24, 12), (1, 2, 2, 32, 8), (0, 2, 1, 16, 16)])
+@pytest.mark.parametrize(
+    "t,hq,hk,d,rotary_dim", [(3, 4, 2, 16, 16), (5, 3, 1, 24, 12), (1, 2, 2, 32, 8), (0, 2, 1, 16, 16)]
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_triton_matches_twin(neox, t, hq, hk, d, rotary_dim, dtype):
     g = torch.Generator().manual_seed(t + d)

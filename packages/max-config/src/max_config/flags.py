@@ -90,7 +90,7 @@ def spec_for(key: str, group: str, name: str, info: FieldInfo, defaults: dict[st
         group=group,
         field=name,
         name=extra.get("flag") or "--" + key.replace("_", "-"),
-        aliases=tuple(extra.get("aliases") or ()),
+        aliases=tuple(extra.get("aliases") or ()) if key == name else (),
         kind=kind,
         multiple=multiple,
         choices=choices,

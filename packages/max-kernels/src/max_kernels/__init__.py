@@ -7,4 +7,3 @@ from max_kernels.fp8 import dequantize_fp8, quantize_fp8
 from max_kernels.kv_store import store_kvcache
 from max_kernels.norms import layer_norm, rms_norm
 from max_kernels.rotary import apply_rope, rope_cos_sin_cache
-

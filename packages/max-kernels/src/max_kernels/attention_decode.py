@@ -19,12 +19,39 @@ TARGET_PROGRAMS = 264  # about two waves of an H100's 132 SMs
 
 @triton.jit
 def _decode_split_kernel(
-    q_ptr, k_cache_ptr, v_cache_ptr, part_out_ptr, part_lse_ptr, cu_ptr, seq_lens_ptr, bt_ptr,
-    k_scale_ptr, v_scale_ptr, scale, softcap, window,
-    q_stride_t, q_stride_h, kc_stride_n, kc_stride_p, kc_stride_h, vc_stride_n, vc_stride_p, vc_stride_h,
-    bt_stride, page_size, group, num_splits,
-    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_WINDOW: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_KV_SCALE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    q_ptr,
+    k_cache_ptr,
+    v_cache_ptr,
+    part_out_ptr,
+    part_lse_ptr,
+    cu_ptr,
+    seq_lens_ptr,
+    bt_ptr,
+    k_scale_ptr,
+    v_scale_ptr,
+    scale,
+    softcap,
+    window,
+    q_stride_t,
+    q_stride_h,
+    kc_stride_n,
+    kc_stride_p,
+    kc_stride_h,
+    vc_stride_n,
+    vc_stride_p,
+    vc_stride_h,
+    bt_stride,
+    group,
+    num_splits,
+    PAGE_SIZE: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HAS_WINDOW: tl.constexpr,
+    HAS_SOFTCAP: tl.constexpr,
+    HAS_KV_SCALE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
 ):
     req = tl.program_id(0)
     kv_head = tl.program_id(1)
@@ -48,7 +75,8 @@ def _decode_split_kernel(
     q_row = tl.where(has_query, q_start, 0).to(tl.int64)
     q = tl.load(
         q_ptr + q_row * q_stride_t + heads[:, None] * q_stride_h + offs_d[None, :],
-        mask=g_mask[:, None] & d_mask[None, :], other=0.0,
+        mask=g_mask[:, None] & d_mask[None, :],
+        other=0.0,
     )
     m_i = tl.full([BLOCK_G], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_G], tl.float32)
@@ -60,8 +88,8 @@ def _decode_split_kernel(
     for tile in range(start, end, BLOCK_N):
         offs_n = tile + tl.arange(0, BLOCK_N)
         n_mask = offs_n < end
-        block = tl.load(bt_row + offs_n // page_size, mask=n_mask, other=0).to(tl.int64)
-        in_page = (offs_n % page_size).to(tl.int64)
+        block = tl.load(bt_row + offs_n // PAGE_SIZE, mask=n_mask, other=0).to(tl.int64)
+        in_page = (offs_n % PAGE_SIZE).to(tl.int64)
         k_rows = block * kc_stride_n + in_page * kc_stride_p + kv_head * kc_stride_h
         v_rows = block * vc_stride_n + in_page * vc_stride_p + kv_head * vc_stride_h
         k = tl.load(k_cache_ptr + k_rows[None, :] + offs_d[:, None], mask=n_mask[None, :] & d_mask[:, None], other=0.0)
@@ -88,8 +116,16 @@ def _decode_split_kernel(
 
 @triton.jit
 def _decode_reduce_kernel(
-    part_out_ptr, part_lse_ptr, out_ptr, cu_ptr, o_stride_t, o_stride_h, num_splits,
-    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
+    part_out_ptr,
+    part_lse_ptr,
+    out_ptr,
+    cu_ptr,
+    o_stride_t,
+    o_stride_h,
+    num_splits,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_S: tl.constexpr,
 ):
     req = tl.program_id(0)
     head = tl.program_id(1)
@@ -102,12 +138,15 @@ def _decode_reduce_kernel(
         m = tl.max(lse, axis=0)
         w = tl.exp2(lse - m)
         parts = tl.load(
-            part_out_ptr + (base + offs_s)[:, None] * BLOCK_D + offs_d[None, :], mask=(offs_s < num_splits)[:, None], other=0.0
+            part_out_ptr + (base + offs_s)[:, None] * BLOCK_D + offs_d[None, :],
+            mask=(offs_s < num_splits)[:, None],
+            other=0.0,
         )
         out = tl.sum(parts * w[:, None], axis=0) / tl.sum(w, axis=0)
         tl.store(
             out_ptr + q_start.to(tl.int64) * o_stride_t + head * o_stride_h + offs_d,
-            out.to(out_ptr.dtype.element_ty), mask=offs_d < HEAD_DIM,
+            out.to(out_ptr.dtype.element_ty),
+            mask=offs_d < HEAD_DIM,
         )
 
 
@@ -118,8 +157,19 @@ def choose_num_splits(num_requests: int, num_kv_heads: int, max_kv_len: int, blo
 
 
 def decode_attention(
-    q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables, scale, sliding_window, softcap, kv_scales,
-    num_splits=None, block_n=None,
+    q,
+    k_cache,
+    v_cache,
+    out,
+    cu_seqlens_q,
+    seq_lens,
+    block_tables,
+    scale,
+    sliding_window,
+    softcap,
+    kv_scales,
+    num_splits=None,
+    block_n=None,
 ):
     """One query per request (rows `cu_seqlens_q[i]`); writes `out`."""
     _, hq, d = q.shape
@@ -137,18 +187,53 @@ def decode_attention(
     part_out = torch.empty(num_requests, hq, num_splits, block_d, dtype=torch.float32, device=q.device)
     part_lse = torch.empty(num_requests, hq, num_splits, dtype=torch.float32, device=q.device)
     _decode_split_kernel[(num_requests, hk, num_splits)](
-        q, k_cache, v_cache, part_out, part_lse, cu_seqlens_q, seq_lens, block_tables,
-        seq_lens if kv_scales is None else kv_scales[0], seq_lens if kv_scales is None else kv_scales[1],
-        scale, softcap or 1.0, sliding_window or 0,
-        q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
-        block_tables.stride(0), k_cache.shape[1], group, num_splits,
-        HEAD_DIM=d, BLOCK_D=block_d, BLOCK_G=max(triton.next_power_of_2(group), 16), BLOCK_N=block_n,
-        HAS_WINDOW=sliding_window is not None, HAS_SOFTCAP=softcap is not None, HAS_KV_SCALE=kv_scales is not None,
-        DOT_PRECISION=dot_precision(q.dtype), num_warps=4, num_stages=2,
+        q,
+        k_cache,
+        v_cache,
+        part_out,
+        part_lse,
+        cu_seqlens_q,
+        seq_lens,
+        block_tables,
+        seq_lens if kv_scales is None else kv_scales[0],
+        seq_lens if kv_scales is None else kv_scales[1],
+        scale,
+        softcap or 1.0,
+        sliding_window or 0,
+        q.stride(0),
+        q.stride(1),
+        k_cache.stride(0),
+        k_cache.stride(1),
+        k_cache.stride(2),
+        v_cache.stride(0),
+        v_cache.stride(1),
+        v_cache.stride(2),
+        block_tables.stride(0),
+        group,
+        num_splits,
+        PAGE_SIZE=k_cache.shape[1],
+        HEAD_DIM=d,
+        BLOCK_D=block_d,
+        BLOCK_G=max(triton.next_power_of_2(group), 16),
+        BLOCK_N=block_n,
+        HAS_WINDOW=sliding_window is not None,
+        HAS_SOFTCAP=softcap is not None,
+        HAS_KV_SCALE=kv_scales is not None,
+        DOT_PRECISION=dot_precision(q.dtype),
+        num_warps=4,
+        num_stages=2,
     )
     _decode_reduce_kernel[(num_requests, hq)](
-        part_out, part_lse, out, cu_seqlens_q, out.stride(0), out.stride(1), num_splits,
-        HEAD_DIM=d, BLOCK_D=block_d, BLOCK_S=max(triton.next_power_of_2(num_splits), 2), num_warps=4,
+        part_out,
+        part_lse,
+        out,
+        cu_seqlens_q,
+        out.stride(0),
+        out.stride(1),
+        num_splits,
+        HEAD_DIM=d,
+        BLOCK_D=block_d,
+        BLOCK_S=max(triton.next_power_of_2(num_splits), 2),
+        num_warps=4,
     )
     return out

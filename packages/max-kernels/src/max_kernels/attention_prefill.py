@@ -22,13 +22,39 @@ def _softcap(s, softcap):
 
 @triton.jit
 def _prefill_kernel(
-    q_ptr, k_cache_ptr, v_cache_ptr, out_ptr, cu_ptr, seq_lens_ptr, bt_ptr,
-    k_scale_ptr, v_scale_ptr, scale, softcap, window,
-    q_stride_t, q_stride_h, o_stride_t, o_stride_h,
-    kc_stride_n, kc_stride_p, kc_stride_h, vc_stride_n, vc_stride_p, vc_stride_h,
-    bt_stride, page_size, group,
-    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_WINDOW: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_KV_SCALE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    q_ptr,
+    k_cache_ptr,
+    v_cache_ptr,
+    out_ptr,
+    cu_ptr,
+    seq_lens_ptr,
+    bt_ptr,
+    k_scale_ptr,
+    v_scale_ptr,
+    scale,
+    softcap,
+    window,
+    q_stride_t,
+    q_stride_h,
+    o_stride_t,
+    o_stride_h,
+    kc_stride_n,
+    kc_stride_p,
+    kc_stride_h,
+    vc_stride_n,
+    vc_stride_p,
+    vc_stride_h,
+    bt_stride,
+    group,
+    PAGE_SIZE: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HAS_WINDOW: tl.constexpr,
+    HAS_SOFTCAP: tl.constexpr,
+    HAS_KV_SCALE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
 ):
     m_block = tl.program_id(0)
     req = tl.program_id(1)
@@ -45,7 +71,8 @@ def _prefill_kernel(
         q_rows = (q_start + offs_m).to(tl.int64)
         q = tl.load(
             q_ptr + q_rows[:, None] * q_stride_t + head * q_stride_h + offs_d[None, :],
-            mask=m_mask[:, None] & d_mask[None, :], other=0.0,
+            mask=m_mask[:, None] & d_mask[None, :],
+            other=0.0,
         )
         q_pos = kv_len - q_len + offs_m
         hi = tl.minimum(kv_len, kv_len - q_len + (m_block + 1) * BLOCK_M)
@@ -64,11 +91,13 @@ def _prefill_kernel(
         for start in range(lo, hi, BLOCK_N):
             offs_n = start + tl.arange(0, BLOCK_N)
             n_mask = offs_n < hi
-            block = tl.load(bt_row + offs_n // page_size, mask=n_mask, other=0).to(tl.int64)
-            in_page = (offs_n % page_size).to(tl.int64)
+            block = tl.load(bt_row + offs_n // PAGE_SIZE, mask=n_mask, other=0).to(tl.int64)
+            in_page = (offs_n % PAGE_SIZE).to(tl.int64)
             k_rows = block * kc_stride_n + in_page * kc_stride_p + kv_head * kc_stride_h
             v_rows = block * vc_stride_n + in_page * vc_stride_p + kv_head * vc_stride_h
-            k = tl.load(k_cache_ptr + k_rows[None, :] + offs_d[:, None], mask=n_mask[None, :] & d_mask[:, None], other=0.0)
+            k = tl.load(
+                k_cache_ptr + k_rows[None, :] + offs_d[:, None], mask=n_mask[None, :] & d_mask[:, None], other=0.0
+            )
             s = tl.dot(q, k.to(q.dtype), input_precision=DOT_PRECISION)
             if HAS_SOFTCAP:
                 s = _softcap(s * sm_scale, softcap) * 1.4426950408889634
@@ -83,7 +112,9 @@ def _prefill_kernel(
             p = tl.exp2(s - m_safe[:, None])
             alpha = tl.exp2(m_i - m_safe)
             l_i = l_i * alpha + tl.sum(p, axis=1)
-            v = tl.load(v_cache_ptr + v_rows[:, None] + offs_d[None, :], mask=n_mask[:, None] & d_mask[None, :], other=0.0)
+            v = tl.load(
+                v_cache_ptr + v_rows[:, None] + offs_d[None, :], mask=n_mask[:, None] & d_mask[None, :], other=0.0
+            )
             acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), v.to(q.dtype), input_precision=DOT_PRECISION)
             m_i = m_new
         out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
@@ -91,18 +122,31 @@ def _prefill_kernel(
             out = out * tl.load(v_scale_ptr)
         tl.store(
             out_ptr + q_rows[:, None] * o_stride_t + head * o_stride_h + offs_d[None, :],
-            out.to(out_ptr.dtype.element_ty), mask=m_mask[:, None] & d_mask[None, :],
+            out.to(out_ptr.dtype.element_ty),
+            mask=m_mask[:, None] & d_mask[None, :],
         )
 
 
-def dot_precision(dtype: torch.dtype) -> str:
-    """Float32 inputs keep full precision in `tl.dot` (no TF32)."""
-    return "ieee" if dtype == torch.float32 else "tf32"
+def dot_precision(dtype: torch.dtype) -> str | None:
+    """Float32 inputs keep full precision in `tl.dot` (no TF32); others use the default."""
+    return "ieee" if dtype == torch.float32 else None
 
 
 def prefill_attention(
-    q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables, scale, sliding_window, softcap, kv_scales,
-    max_seqlen_q, block_m=None, block_n=None,
+    q,
+    k_cache,
+    v_cache,
+    out,
+    cu_seqlens_q,
+    seq_lens,
+    block_tables,
+    scale,
+    sliding_window,
+    softcap,
+    kv_scales,
+    max_seqlen_q,
+    block_m=None,
+    block_n=None,
 ):
     """Launch the prefill kernel over every request (decode rows included); writes `out`."""
     _, hq, d = q.shape
@@ -115,15 +159,40 @@ def prefill_attention(
         return out
     grid = (triton.cdiv(max_seqlen_q, block_m), num_requests, hq)
     _prefill_kernel[grid](
-        q, k_cache, v_cache, out, cu_seqlens_q, seq_lens, block_tables,
-        seq_lens if kv_scales is None else kv_scales[0], seq_lens if kv_scales is None else kv_scales[1],
-        scale, softcap or 1.0, sliding_window or 0,
-        q.stride(0), q.stride(1), out.stride(0), out.stride(1),
-        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
-        block_tables.stride(0), k_cache.shape[1], hq // hk,
-        HEAD_DIM=d, BLOCK_D=block_d, BLOCK_M=block_m, BLOCK_N=block_n,
-        HAS_WINDOW=sliding_window is not None, HAS_SOFTCAP=softcap is not None, HAS_KV_SCALE=kv_scales is not None,
-        DOT_PRECISION=dot_precision(q.dtype), num_warps=4, num_stages=2,
+        q,
+        k_cache,
+        v_cache,
+        out,
+        cu_seqlens_q,
+        seq_lens,
+        block_tables,
+        seq_lens if kv_scales is None else kv_scales[0],
+        seq_lens if kv_scales is None else kv_scales[1],
+        scale,
+        softcap or 1.0,
+        sliding_window or 0,
+        q.stride(0),
+        q.stride(1),
+        out.stride(0),
+        out.stride(1),
+        k_cache.stride(0),
+        k_cache.stride(1),
+        k_cache.stride(2),
+        v_cache.stride(0),
+        v_cache.stride(1),
+        v_cache.stride(2),
+        block_tables.stride(0),
+        hq // hk,
+        PAGE_SIZE=k_cache.shape[1],
+        HEAD_DIM=d,
+        BLOCK_D=block_d,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        HAS_WINDOW=sliding_window is not None,
+        HAS_SOFTCAP=softcap is not None,
+        HAS_KV_SCALE=kv_scales is not None,
+        DOT_PRECISION=dot_precision(q.dtype),
+        num_warps=4,
+        num_stages=2,
     )
     return out

@@ -1,8 +1,9 @@
 """Which implementation an op runs: the Triton kernel for CUDA tensors, the PyTorch twin otherwise.
 
-`set_kernel_preferences` is called once from the runtime flags (`--use-experimental-kernels`,
-`--use-vendor-blas`). Turning experimental kernels off sends every op to its PyTorch twin, which on
-the GPU runs vendor libraries (cuBLAS, cuDNN attention) instead of our Triton code.
+`set_kernel_preferences` is called once from the runtime flags. `--use-experimental-kernels` lets
+ops whose Triton kernel is marked experimental (`use_triton(t, experimental=True)`) run it; without
+the flag those ops run their twin on the GPU too. `--use-vendor-blas` sends matrix products to the
+vendor BLAS (`torch.matmul`, cuBLAS) instead of Triton matmul kernels.
 """
 
 from dataclasses import dataclass
@@ -13,15 +14,15 @@ import torch
 
 @dataclass
 class KernelPreferences:
-    experimental: bool = True
+    experimental: bool = False
     vendor_blas: bool = False
 
 
 _preferences = KernelPreferences()
 
 
-def set_kernel_preferences(experimental: bool = True, vendor_blas: bool = False) -> None:
-    """Set from the runtime flags; `experimental=False` forces the PyTorch twins everywhere."""
+def set_kernel_preferences(experimental: bool = False, vendor_blas: bool = False) -> None:
+    """Set from `--use-experimental-kernels` and `--use-vendor-blas`."""
     _preferences.experimental = experimental
     _preferences.vendor_blas = vendor_blas
 
@@ -66,9 +67,11 @@ def import_triton():
     return triton, tl
 
 
-def use_triton(t: torch.Tensor) -> bool:
-    """True when `t` lives on a CUDA device and our Triton kernels are enabled."""
-    return t.is_cuda and _preferences.experimental and triton_available()
+def use_triton(t: torch.Tensor, experimental: bool = False) -> bool:
+    """True when `t` lives on a CUDA device (and, for an experimental kernel, when those are enabled)."""
+    if experimental and not _preferences.experimental:
+        return False
+    return t.is_cuda and triton_available()
 
 
 def use_vendor_blas() -> bool:

@@ -57,7 +57,9 @@ def _launch(kernel, x, out, scale):
     n = x.numel()
     if n > 0:
         block = 1024
-        kernel[(triton.cdiv(n, block),)](x.contiguous(), out, scale_tensor(scale, x.device), n, BLOCK=block, num_warps=4)
+        kernel[(triton.cdiv(n, block),)](
+            x.contiguous(), out, scale_tensor(scale, x.device), n, BLOCK=block, num_warps=4
+        )
     return out
 
 

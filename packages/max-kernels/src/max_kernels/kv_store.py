@@ -15,9 +15,23 @@ triton, tl = import_triton()
 
 @triton.jit
 def _store_kvcache_kernel(
-    k_ptr, v_ptr, k_cache_ptr, v_cache_ptr, slot_ptr, k_scale_ptr, v_scale_ptr,
-    k_stride, v_stride, kc_block_stride, kc_page_stride, vc_block_stride, vc_page_stride,
-    page_size, row_size, FP8: tl.constexpr, BLOCK: tl.constexpr,
+    k_ptr,
+    v_ptr,
+    k_cache_ptr,
+    v_cache_ptr,
+    slot_ptr,
+    k_scale_ptr,
+    v_scale_ptr,
+    k_stride,
+    v_stride,
+    kc_block_stride,
+    kc_page_stride,
+    vc_block_stride,
+    vc_page_stride,
+    page_size,
+    row_size,
+    FP8: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """Grid (tokens, row chunks): one token's `Hk * D` contiguous features per program."""
     t = tl.program_id(0).to(tl.int64)
@@ -54,9 +68,24 @@ def store_kvcache_triton(key, value, k_cache, v_cache, slot_mapping, k_scale=Non
     k_scale_t = scale_tensor(1.0 if k_scale is None else k_scale, key.device) if fp8 else slot_mapping
     v_scale_t = scale_tensor(1.0 if v_scale is None else v_scale, key.device) if fp8 else slot_mapping
     _store_kvcache_kernel[(t, triton.cdiv(row, block))](
-        k2, v2, k_cache, v_cache, slot_mapping, k_scale_t, v_scale_t, k2.stride(0), v2.stride(0),
-        k_cache.stride(0), k_cache.stride(1), v_cache.stride(0), v_cache.stride(1),
-        k_cache.shape[1], row, FP8=fp8, BLOCK=block, num_warps=4,
+        k2,
+        v2,
+        k_cache,
+        v_cache,
+        slot_mapping,
+        k_scale_t,
+        v_scale_t,
+        k2.stride(0),
+        v2.stride(0),
+        k_cache.stride(0),
+        k_cache.stride(1),
+        v_cache.stride(0),
+        v_cache.stride(1),
+        k_cache.shape[1],
+        row,
+        FP8=fp8,
+        BLOCK=block,
+        num_warps=4,
     )
 
 
@@ -68,11 +97,14 @@ def _to_cache(x: torch.Tensor, cache: torch.Tensor, scale) -> torch.Tensor:
 
 def store_kvcache_ref(key, value, k_cache, v_cache, slot_mapping, k_scale=None, v_scale=None):
     keep = slot_mapping >= 0
-    slots = slot_mapping[keep].long()
-    page = k_cache.shape[1]
-    blocks, offsets = slots // page, slots % page
-    k_cache[blocks, offsets] = _to_cache(key[keep], k_cache, k_scale)
-    v_cache[blocks, offsets] = _to_cache(value[keep], v_cache, v_scale)
+    if not bool(keep.all()):
+        key, value, slot_mapping = key[keep], value[keep], slot_mapping[keep]
+    slots = slot_mapping.long()
+    for x, cache, scale in ((key, k_cache, k_scale), (value, v_cache, v_scale)):
+        rows, flat = _to_cache(x, cache, scale), cache.view(-1, *cache.shape[2:])
+        if cache.dtype == torch.float8_e4m3fn:  # index_copy_ has no float8 kernel; copy the bytes
+            rows, flat = rows.view(torch.uint8), flat.view(torch.uint8)
+        flat.index_copy_(0, slots, rows)
 
 
 def store_kvcache(

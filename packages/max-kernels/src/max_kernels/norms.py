@@ -14,18 +14,29 @@ triton, tl = import_triton()
 
 @triton.jit
 def _rms_norm_kernel(
-    x_ptr, res_ptr, w_ptr, y_ptr, res_out_ptr,
-    n_cols, x_stride, res_stride, y_stride, res_out_stride, eps,
-    HAS_RESIDUAL: tl.constexpr, BLOCK: tl.constexpr,
+    x_ptr,
+    res_ptr,
+    w_ptr,
+    y_ptr,
+    res_out_ptr,
+    n_cols,
+    x_stride,
+    res_stride,
+    y_stride,
+    res_out_stride,
+    eps,
+    HAS_RESIDUAL: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     mask = cols < n_cols
-    x = tl.load(x_ptr + row * x_stride + cols, mask=mask, other=0.0)
+    xf = tl.load(x_ptr + row * x_stride + cols, mask=mask, other=0.0).to(tl.float32)
     if HAS_RESIDUAL:
-        x = x + tl.load(res_ptr + row * res_stride + cols, mask=mask, other=0.0)
-        tl.store(res_out_ptr + row * res_out_stride + cols, x, mask=mask)
-    xf = x.to(tl.float32)
+        xf += tl.load(res_ptr + row * res_stride + cols, mask=mask, other=0.0).to(tl.float32)
+        rounded = xf.to(res_out_ptr.dtype.element_ty)
+        tl.store(res_out_ptr + row * res_out_stride + cols, rounded, mask=mask)
+        xf = rounded.to(tl.float32)
     rstd = 1.0 / tl.sqrt(tl.sum(xf * xf, axis=0) / n_cols + eps)
     w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
     tl.store(y_ptr + row * y_stride + cols, (xf * rstd * w).to(y_ptr.dtype.element_ty), mask=mask)
@@ -33,8 +44,16 @@ def _rms_norm_kernel(
 
 @triton.jit
 def _layer_norm_kernel(
-    x_ptr, w_ptr, b_ptr, y_ptr, n_cols, x_stride, y_stride, eps,
-    HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr,
+    x_ptr,
+    w_ptr,
+    b_ptr,
+    y_ptr,
+    n_cols,
+    x_stride,
+    y_stride,
+    eps,
+    HAS_BIAS: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
@@ -69,8 +88,20 @@ def rms_norm_triton(x, weight, eps, residual=None):
         res2, res_out = _rows(residual), torch.empty_like(x2)
     if x2.shape[0] > 0:
         _rms_norm_kernel[(x2.shape[0],)](
-            x2, res2, weight, y, res_out, x2.shape[1], x2.stride(0), res2.stride(0), y.stride(0),
-            res_out.stride(0), eps, HAS_RESIDUAL=residual is not None, BLOCK=block, num_warps=warps,
+            x2,
+            res2,
+            weight,
+            y,
+            res_out,
+            x2.shape[1],
+            x2.stride(0),
+            res2.stride(0),
+            y.stride(0),
+            res_out.stride(0),
+            eps,
+            HAS_RESIDUAL=residual is not None,
+            BLOCK=block,
+            num_warps=warps,
         )
     if residual is None:
         return y.view(x.shape)
@@ -79,8 +110,7 @@ def rms_norm_triton(x, weight, eps, residual=None):
 
 def rms_norm_ref(x, weight, eps, residual=None):
     s = x if residual is None else x + residual
-    sf = s.float()
-    y = (sf * torch.rsqrt(sf.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(x.dtype)
+    y = torch.nn.functional.rms_norm(s.float(), s.shape[-1:], weight.float(), eps).to(x.dtype)
     return y if residual is None else (y, s)
 
 
@@ -96,8 +126,17 @@ def layer_norm_triton(x, weight, bias, eps):
     block, warps = _block(x2.shape[1])
     if x2.shape[0] > 0:
         _layer_norm_kernel[(x2.shape[0],)](
-            x2, weight, weight if bias is None else bias, y, x2.shape[1], x2.stride(0), y.stride(0), eps,
-            HAS_BIAS=bias is not None, BLOCK=block, num_warps=warps,
+            x2,
+            weight,
+            weight if bias is None else bias,
+            y,
+            x2.shape[1],
+            x2.stride(0),
+            y.stride(0),
+            eps,
+            HAS_BIAS=bias is not None,
+            BLOCK=block,
+            num_warps=warps,
         )
     return y.view(x.shape)
 

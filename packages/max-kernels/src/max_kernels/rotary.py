@@ -78,9 +78,7 @@ def _cos_sin(inv_freq: torch.Tensor, positions: torch.Tensor, attention_factor: 
     return torch.cat([freqs.cos() * attention_factor, freqs.sin() * attention_factor], dim=-1)
 
 
-def rope_cos_sin_cache(
-    rotary_dim: int, max_positions: int, base: float, scaling: dict | None, device
-) -> torch.Tensor:
+def rope_cos_sin_cache(rotary_dim: int, max_positions: int, base: float, scaling: dict | None, device) -> torch.Tensor:
     """Float32 `[max_positions, rotary_dim]`: cos of the half frequencies, then sin.
 
     `scaling` is the HF `rope_scaling` / `rope_parameters` dict (`rope_type` or `type`: default,
@@ -92,6 +90,8 @@ def rope_cos_sin_cache(
     """
     s = dict(scaling or {})
     kind = s.get("rope_type", s.get("type", "default"))
+    if kind in ("llama3", "yarn", "longrope"):
+        s.setdefault("original_max_position_embeddings", s.get("max_position_embeddings", max_positions))
     positions = torch.arange(max_positions, device=device)
     if kind == "default":
         return _cos_sin(_base_inv_freq(rotary_dim, base, device), positions, 1.0)
@@ -100,7 +100,7 @@ def rope_cos_sin_cache(
     if kind == "llama3":
         return _cos_sin(_llama3(_base_inv_freq(rotary_dim, base, device), s), positions, 1.0)
     if kind == "dynamic":
-        original = s.get("original_max_position_embeddings", s.get("max_position_embeddings", max_positions))
+        original = s.get("max_position_embeddings", max_positions)
         seq_len = max(max_positions, original)
         factor = s["factor"]
         ntk_base = base * ((factor * seq_len / original) - (factor - 1)) ** (rotary_dim / (rotary_dim - 2))
@@ -114,16 +114,32 @@ def rope_cos_sin_cache(
         short = _base_inv_freq(rotary_dim, base, device, s["short_factor"])
         long = _base_inv_freq(rotary_dim, base, device, s["long_factor"])
         return torch.cat(
-            [_cos_sin(short, positions[:original], attention_factor), _cos_sin(long, positions[original:], attention_factor)]
+            [
+                _cos_sin(short, positions[:original], attention_factor),
+                _cos_sin(long, positions[original:], attention_factor),
+            ]
         )
     raise ValueError(f"rope_scaling type {kind!r} is not supported (use linear, dynamic, llama3, yarn or longrope)")
 
 
 @triton.jit
 def _rope_kernel(
-    x_ptr, out_ptr, pos_ptr, cache_ptr, n_heads, x_stride_t, x_stride_h, out_stride_t, out_stride_h,
-    cache_stride, head_dim,
-    HALF: tl.constexpr, NEOX: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+    x_ptr,
+    out_ptr,
+    pos_ptr,
+    cache_ptr,
+    n_heads,
+    x_stride_t,
+    x_stride_h,
+    out_stride_t,
+    out_stride_h,
+    cache_stride,
+    head_dim,
+    HALF: tl.constexpr,
+    NEOX: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     """One token per program: rotates the first 2*HALF features of every head, copies the rest."""
     t = tl.program_id(0).to(tl.int64)
@@ -143,9 +159,10 @@ def _rope_kernel(
     x2 = tl.load(src + second, mask=rmask, other=0.0).to(tl.float32)
     tl.store(dst + first, (x1 * cos - x2 * sin).to(out_ptr.dtype.element_ty), mask=rmask)
     tl.store(dst + second, (x2 * cos + x1 * sin).to(out_ptr.dtype.element_ty), mask=rmask)
-    d = tl.arange(0, BLOCK_D)[None, :] + 2 * HALF
-    pmask = (heads < n_heads) & (d < head_dim)
-    tl.store(dst + d, tl.load(src + d, mask=pmask), mask=pmask)
+    if BLOCK_D > 0:
+        d = tl.arange(0, BLOCK_D)[None, :] + 2 * HALF
+        pmask = (heads < n_heads) & (d < head_dim)
+        tl.store(dst + d, tl.load(src + d, mask=pmask), mask=pmask)
 
 
 def _rope_one_triton(x, positions, cos_sin_cache, neox):
@@ -157,9 +174,22 @@ def _rope_one_triton(x, positions, cos_sin_cache, neox):
     if x.stride(2) != 1:
         x = x.contiguous()
     _rope_kernel[(t,)](
-        x, out, positions, cos_sin_cache, h, x.stride(0), x.stride(1), out.stride(0), out.stride(1),
-        cos_sin_cache.stride(0), d, HALF=half, NEOX=neox, BLOCK_H=triton.next_power_of_2(h),
-        BLOCK_R=triton.next_power_of_2(half), BLOCK_D=triton.next_power_of_2(max(d - 2 * half, 1)),
+        x,
+        out,
+        positions,
+        cos_sin_cache,
+        h,
+        x.stride(0),
+        x.stride(1),
+        out.stride(0),
+        out.stride(1),
+        cos_sin_cache.stride(0),
+        d,
+        HALF=half,
+        NEOX=neox,
+        BLOCK_H=triton.next_power_of_2(h),
+        BLOCK_R=triton.next_power_of_2(half),
+        BLOCK_D=triton.next_power_of_2(d - 2 * half) if d > 2 * half else 0,
     )
     return out
 
@@ -168,21 +198,25 @@ def apply_rope_triton(q, k, positions, cos_sin_cache, neox):
     return _rope_one_triton(q, positions, cos_sin_cache, neox), _rope_one_triton(k, positions, cos_sin_cache, neox)
 
 
-def _rope_one_ref(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, neox: bool) -> torch.Tensor:
-    rot = 2 * cos.shape[-1]
+def _rope_one_ref(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, neox: bool) -> torch.Tensor:
+    """`x * cos + partner(x) * signed_sin` over the rotary features, where `partner` swaps the pairs."""
+    rot = cos.shape[-1]
     xr = x[..., :rot].float()
     if neox:
-        x1, x2 = xr.chunk(2, dim=-1)
-        rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+        partner = xr.roll(rot // 2, dims=-1)
     else:
-        x1, x2 = xr[..., 0::2], xr[..., 1::2]
-        rotated = torch.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).flatten(-2)
-    return torch.cat([rotated.to(x.dtype), x[..., rot:]], dim=-1)
+        partner = xr.unflatten(-1, (rot // 2, 2)).flip(-1).flatten(-2)
+    rotated = torch.addcmul(xr * cos, partner, signed_sin).to(x.dtype)
+    return rotated if rot == x.shape[-1] else torch.cat([rotated, x[..., rot:]], dim=-1)
 
 
 def apply_rope_ref(q, k, positions, cos_sin_cache, neox):
     cos, sin = cos_sin_cache[positions].unsqueeze(1).chunk(2, dim=-1)
-    return _rope_one_ref(q, cos, sin, neox), _rope_one_ref(k, cos, sin, neox)
+    if neox:
+        cos, signed_sin = torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+    else:
+        cos, signed_sin = cos.repeat_interleave(2, dim=-1), torch.stack([-sin, sin], dim=-1).flatten(-2)
+    return _rope_one_ref(q, cos, signed_sin, neox), _rope_one_ref(k, cos, signed_sin, neox)
 
 
 def apply_rope(
