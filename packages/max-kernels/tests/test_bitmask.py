@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from max_kernels.bitmask import apply_token_bitmask, apply_token_bitmask_ref, apply_token_bitmask_triton
 from max_kernels.sampling import apply_token_bitmask as exported
 

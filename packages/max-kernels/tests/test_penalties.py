@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from max_kernels.penalties import apply_penalties, apply_penalties_ref, apply_penalties_triton
 from max_kernels.sampling import apply_penalties as exported
 

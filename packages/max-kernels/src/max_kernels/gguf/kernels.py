@@ -6,16 +6,11 @@ the 32- or 256-value blocks; `QTYPE` is the GGML type id (see `formats.GGMLType`
 """
 
 import torch
-import triton
-import triton.language as tl
 
+from max_kernels.dispatch import import_triton
 from max_kernels.gguf.formats import GGMLType, row_bytes
 
-Q4_0 = tl.constexpr(int(GGMLType.Q4_0))
-Q4_1 = tl.constexpr(int(GGMLType.Q4_1))
-Q8_0 = tl.constexpr(int(GGMLType.Q8_0))
-Q4_K = tl.constexpr(int(GGMLType.Q4_K))
-Q6_K = tl.constexpr(int(GGMLType.Q6_K))
+triton, tl = import_triton()
 
 
 @triton.jit
@@ -33,21 +28,21 @@ def _f16(ptr, offset, mask):
 def weight_values(ptr, row, col, row_bytes, mask, QTYPE: tl.constexpr):
     """Float32 weights at (`row`, `col`) of a GGUF tensor whose rows are `row_bytes` long."""
     row_start = row.to(tl.int64) * row_bytes
-    if QTYPE == Q4_0:
+    if QTYPE == 2:  # Q4_0
         base = row_start + (col // 32) * 18
         i = col % 32
         q = (_byte(ptr, base + 2 + i % 16, mask) >> ((i // 16) * 4)) & 15
         w = _f16(ptr, base, mask) * (q - 8).to(tl.float32)
-    elif QTYPE == Q4_1:
+    elif QTYPE == 3:  # Q4_1
         base = row_start + (col // 32) * 20
         i = col % 32
         q = (_byte(ptr, base + 4 + i % 16, mask) >> ((i // 16) * 4)) & 15
         w = _f16(ptr, base, mask) * q.to(tl.float32) + _f16(ptr, base + 2, mask)
-    elif QTYPE == Q8_0:
+    elif QTYPE == 8:  # Q8_0
         base = row_start + (col // 32) * 34
         q = tl.load(ptr + base + 2 + col % 32, mask=mask, other=0).to(tl.int8, bitcast=True)
         w = q.to(tl.float32) * _f16(ptr, base, mask)
-    elif QTYPE == Q4_K:
+    elif QTYPE == 12:  # Q4_K
         base = row_start + (col // 256) * 144
         e = col % 256
         j = e // 32
@@ -61,7 +56,7 @@ def weight_values(ptr, row, col, row_bytes, mask, QTYPE: tl.constexpr):
         dm = _f16(ptr, base + 2, mask) * mn.to(tl.float32)
         w = d * q.to(tl.float32) - dm
     else:
-        tl.static_assert(QTYPE == Q6_K)
+        tl.static_assert(QTYPE == 14)  # Q6_K
         base = row_start + (col // 256) * 210
         e = col % 256
         r = e % 128
@@ -88,7 +83,13 @@ def dequantize_triton(raw: torch.Tensor, qtype: GGMLType, shape: tuple[int, ...]
     if numel:
         block = 1024
         _dequantize_kernel[(triton.cdiv(numel, block),)](
-            raw.reshape(-1), out, numel, shape[-1], row_bytes(qtype, shape[-1]),
-            QTYPE=int(qtype), BLOCK=block, enable_fp_fusion=False,
+            raw.reshape(-1),
+            out,
+            numel,
+            shape[-1],
+            row_bytes(qtype, shape[-1]),
+            QTYPE=int(qtype),
+            BLOCK=block,
+            enable_fp_fusion=False,
         )
     return out

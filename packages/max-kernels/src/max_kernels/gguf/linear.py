@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from max_kernels.dispatch import use_triton
 from max_kernels.gguf.dequantize import dequantize, q4_k_scales
 from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes, row_bytes
 from max_kernels.gguf.linear_triton import quantized_linear_triton
@@ -76,8 +77,9 @@ class QuantizedWeight:
     def _pack_for_cpu(self) -> None:
         if self.cpu_path == "int4pack":
             if self.qtype not in _INT4_TYPES or self.shape[0] % 16:
-                raise ValueError(f"cpu_path 'int4pack' needs Q4_0/Q4_1/Q4_K with out % 16 == 0, got "
-                                 f"{self.qtype.name} {self.shape}")
+                raise ValueError(
+                    f"cpu_path 'int4pack' needs Q4_0/Q4_1/Q4_K with out % 16 == 0, got {self.qtype.name} {self.shape}"
+                )
             codes, scale, zero = int4_groups(self.data, self.qtype, self.shape)
             self._cpu_weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1)
             self._cpu_scales = torch.stack([scale.T, zero.T], dim=-1).to(torch.bfloat16).contiguous()
@@ -113,7 +115,7 @@ def int4_groups(data: torch.Tensor, qtype: GGMLType, shape: tuple[int, int]):
 
 def quantized_linear(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
     """y[..., out] = x[..., in] @ W.T (+ bias), in x's dtype."""
-    if x.is_cuda and qweight.data.is_cuda and qweight.qtype not in FLOAT_TYPES:
+    if use_triton(x) and qweight.data.is_cuda and qweight.qtype not in FLOAT_TYPES:
         return quantized_linear_triton(x, qweight, bias)
     return quantized_linear_ref(x, qweight, bias)
 

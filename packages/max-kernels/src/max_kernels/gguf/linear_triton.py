@@ -8,19 +8,35 @@ weight tile cast to the activation dtype (float32 activations use full-precision
 from functools import cache
 
 import torch
-import triton
-import triton.language as tl
 
+from max_kernels.dispatch import import_triton
 from max_kernels.gguf.formats import row_bytes
 from max_kernels.gguf.kernels import weight_values
+
+triton, tl = import_triton()
 
 GEMV_MAX_M = 8
 
 
 @triton.jit
-def _gemv_kernel(x_ptr, w_ptr, bias_ptr, out_ptr, M, N, K, w_row_bytes, stride_xm, k_per_split,
-                 QTYPE: tl.constexpr, HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def _gemv_kernel(
+    x_ptr,
+    w_ptr,
+    bias_ptr,
+    out_ptr,
+    M,
+    N,
+    K,
+    w_row_bytes,
+    stride_xm,
+    k_per_split,
+    QTYPE: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    PARTIAL: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -30,10 +46,14 @@ def _gemv_kernel(x_ptr, w_ptr, bias_ptr, out_ptr, M, N, K, w_row_bytes, stride_x
     for k0 in range(pid_k * k_per_split, k_end, BLOCK_K):
         cols = k0 + tl.arange(0, BLOCK_K)
         k_mask = cols < k_end
-        w = weight_values(w_ptr, rows[:, None], cols[None, :], w_row_bytes,
-                          (rows < N)[:, None] & k_mask[None, :], QTYPE)
-        x = tl.load(x_ptr + ms[:, None].to(tl.int64) * stride_xm + cols[None, :],
-                    mask=(ms < M)[:, None] & k_mask[None, :], other=0.0).to(tl.float32)
+        w = weight_values(
+            w_ptr, rows[:, None], cols[None, :], w_row_bytes, (rows < N)[:, None] & k_mask[None, :], QTYPE
+        )
+        x = tl.load(
+            x_ptr + ms[:, None].to(tl.int64) * stride_xm + cols[None, :],
+            mask=(ms < M)[:, None] & k_mask[None, :],
+            other=0.0,
+        ).to(tl.float32)
         acc += tl.sum(x[:, None, :] * w[None, :, :], axis=2)
     out_mask = (ms < M)[:, None] & (rows < N)[None, :]
     if PARTIAL:
@@ -47,19 +67,37 @@ def _gemv_kernel(x_ptr, w_ptr, bias_ptr, out_ptr, M, N, K, w_row_bytes, stride_x
 
 
 @triton.jit
-def _gemm_kernel(x_ptr, w_ptr, bias_ptr, out_ptr, M, N, K, w_row_bytes, stride_xm,
-                 QTYPE: tl.constexpr, HAS_BIAS: tl.constexpr, IEEE: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def _gemm_kernel(
+    x_ptr,
+    w_ptr,
+    bias_ptr,
+    out_ptr,
+    M,
+    N,
+    K,
+    w_row_bytes,
+    stride_xm,
+    QTYPE: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         cols = k0 + tl.arange(0, BLOCK_K)
         k_mask = cols < K
-        x = tl.load(x_ptr + offs_m[:, None].to(tl.int64) * stride_xm + cols[None, :],
-                    mask=(offs_m < M)[:, None] & k_mask[None, :], other=0.0)
-        w = weight_values(w_ptr, offs_n[None, :], cols[:, None], w_row_bytes,
-                          k_mask[:, None] & (offs_n < N)[None, :], QTYPE)
+        x = tl.load(
+            x_ptr + offs_m[:, None].to(tl.int64) * stride_xm + cols[None, :],
+            mask=(offs_m < M)[:, None] & k_mask[None, :],
+            other=0.0,
+        )
+        w = weight_values(
+            w_ptr, offs_n[None, :], cols[:, None], w_row_bytes, k_mask[:, None] & (offs_n < N)[None, :], QTYPE
+        )
         if IEEE:
             acc = tl.dot(x, w, acc, input_precision="ieee")
         else:
@@ -67,8 +105,7 @@ def _gemm_kernel(x_ptr, w_ptr, bias_ptr, out_ptr, M, N, K, w_row_bytes, stride_x
     if HAS_BIAS:
         acc += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
     out_offs = offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
-    tl.store(out_ptr + out_offs, acc.to(out_ptr.dtype.element_ty),
-             mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
+    tl.store(out_ptr + out_offs, acc.to(out_ptr.dtype.element_ty), mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
 
 
 @cache
@@ -76,8 +113,9 @@ def _multiprocessors(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def quantized_linear_triton(x: torch.Tensor, qweight, bias: torch.Tensor | None = None,
-                            split_k: int | None = None) -> torch.Tensor:
+def quantized_linear_triton(
+    x: torch.Tensor, qweight, bias: torch.Tensor | None = None, split_k: int | None = None
+) -> torch.Tensor:
     """y = x @ W.T (+ bias) in x's dtype; `split_k` overrides the GEMV's K split (for tests)."""
     n, k = qweight.shape
     lead = x.shape[:-1]
@@ -103,9 +141,22 @@ def quantized_linear_triton(x: torch.Tensor, qweight, bias: torch.Tensor | None 
         partial = split_k > 1
         target = torch.empty(split_k, m, n, dtype=torch.float32, device=x.device) if partial else out
         _gemv_kernel[(tiles_n, split_k)](
-            x2, qweight.data, bias_arg, target, m, n, k, w_row_bytes, x2.stride(0), k_per_split,
-            QTYPE=int(qweight.qtype), HAS_BIAS=has_bias, PARTIAL=partial,
-            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+            x2,
+            qweight.data,
+            bias_arg,
+            target,
+            m,
+            n,
+            k,
+            w_row_bytes,
+            x2.stride(0),
+            k_per_split,
+            QTYPE=int(qweight.qtype),
+            HAS_BIAS=has_bias,
+            PARTIAL=partial,
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+            BLOCK_K=block_k,
         )
         if partial:
             y = target.sum(0)
@@ -116,8 +167,20 @@ def quantized_linear_triton(x: torch.Tensor, qweight, bias: torch.Tensor | None 
         block_m, block_n, block_k = 32, 64, 64
         grid = (triton.cdiv(m, block_m), triton.cdiv(n, block_n))
         _gemm_kernel[grid](
-            x2, qweight.data, bias_arg, out, m, n, k, w_row_bytes, x2.stride(0),
-            QTYPE=int(qweight.qtype), HAS_BIAS=has_bias, IEEE=x.dtype == torch.float32,
-            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+            x2,
+            qweight.data,
+            bias_arg,
+            out,
+            m,
+            n,
+            k,
+            w_row_bytes,
+            x2.stride(0),
+            QTYPE=int(qweight.qtype),
+            HAS_BIAS=has_bias,
+            IEEE=x.dtype == torch.float32,
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+            BLOCK_K=block_k,
         )
     return out.reshape(*lead, n)

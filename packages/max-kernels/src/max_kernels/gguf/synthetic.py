@@ -33,5 +33,5 @@ def random_blocks(qtype: "GGMLType | int | str", shape: tuple[int, int], seed: i
     blocks = rng.integers(0, 256, size=(n_blocks, block_bytes), dtype=np.uint8)
     for offset, low, high in _SCALE_FIELDS[qtype]:
         scale = rng.uniform(low, high, size=n_blocks).astype(np.float16)
-        blocks[:, offset:offset + 2] = scale.view(np.uint8).reshape(n_blocks, 2)
+        blocks[:, offset : offset + 2] = scale.view(np.uint8).reshape(n_blocks, 2)
     return torch.from_numpy(blocks).reshape(rows, -1)

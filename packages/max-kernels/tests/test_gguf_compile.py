@@ -1,0 +1,59 @@
+"""The GGUF and sampling kernels compile for an sm_90 GPU (Triton's own ptxas, no GPU needed), and
+dequantize compiles without fused multiply-adds, which would break bit-identity with gguf-py.
+
+The interpreter, which the other tests use, cannot compile; this runs in a child process without it.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("triton")
+
+SCRIPT = r"""
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from max_kernels.bitmask import _bitmask_kernel
+from max_kernels.gguf.kernels import _dequantize_kernel
+from max_kernels.gguf.linear_triton import _gemm_kernel, _gemv_kernel
+from max_kernels.penalties import _penalties_kernel
+from max_kernels.sampling import _sample_kernel
+
+TARGET = GPUTarget("cuda", 90, 32)
+
+
+def build(kernel, types, constants, **options):
+    signature = {name: types.get(name, "constexpr") for name in kernel.arg_names}
+    return triton.compile(ASTSource(kernel, signature, constants), target=TARGET, options=options)
+
+
+ints = dict.fromkeys(["vocab", "stride_row", "stride_logits", "stride_counts", "stride_prompt", "stride_mask",
+                      "numel", "cols", "row_bytes", "M", "N", "K", "w_row_bytes", "stride_xm", "k_per_split"], "i32")
+build(_sample_kernel, {**ints, "logits_ptr": "*bf16", "temperature_ptr": "*fp32", "top_k_ptr": "*i64",
+      "top_p_ptr": "*fp32", "min_p_ptr": "*fp32", "keys_ptr": "*i32", "out_ptr": "*i64"}, {"BLOCK": 4096})
+build(_penalties_kernel, {**ints, "logits_ptr": "*fp32", "counts_ptr": "*i32", "prompt_ptr": "*u8",
+      "frequency_ptr": "*fp32", "presence_ptr": "*fp32", "repetition_ptr": "*fp32"}, {"BLOCK": 1024})
+build(_bitmask_kernel, {**ints, "logits_ptr": "*fp32", "bitmask_ptr": "*i32"}, {"BLOCK": 1024})
+for qtype in (3, 12):  # Q4_1 and Q4_K: the formats with a multiply then an add
+    k = build(_dequantize_kernel, {**ints, "raw_ptr": "*u8", "out_ptr": "*fp32"},
+              {"QTYPE": qtype, "BLOCK": 1024}, enable_fp_fusion=False)
+    assert "fma.rn" not in k.asm["ptx"], qtype
+linear = {**ints, "x_ptr": "*bf16", "w_ptr": "*u8", "bias_ptr": "*bf16", "out_ptr": "*bf16"}
+build(_gemv_kernel, linear, {"QTYPE": 14, "HAS_BIAS": True, "PARTIAL": False, "BLOCK_M": 1, "BLOCK_N": 16, "BLOCK_K": 256})
+build(_gemv_kernel, {**linear, "out_ptr": "*fp32"},
+      {"QTYPE": 12, "HAS_BIAS": False, "PARTIAL": True, "BLOCK_M": 8, "BLOCK_N": 16, "BLOCK_K": 32})
+build(_gemm_kernel, linear, {"QTYPE": 3, "HAS_BIAS": True, "IEEE": False, "BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64})
+build(_gemm_kernel, {**linear, "x_ptr": "*fp32", "out_ptr": "*fp32"},
+      {"QTYPE": 8, "HAS_BIAS": False, "IEEE": True, "BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64})
+print("compiled")
+"""
+
+
+def test_kernels_compile_for_sm90():
+    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_DEFAULT_FP_FUSION": "1"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]
