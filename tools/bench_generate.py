@@ -54,10 +54,10 @@ def worker_ours(args) -> dict:
         start = time.perf_counter()
         first = None
         n = 0
-        for _piece in llm.stream_tokens(PROMPT, params):
-            n += 1
-            if first is None:
+        for delta in llm.stream(PROMPT, params):
+            if delta.token_ids and first is None:
                 first = time.perf_counter()
+            n += len(delta.token_ids)
         end = time.perf_counter()
         return start, first, end, n
 

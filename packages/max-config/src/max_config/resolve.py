@@ -1,0 +1,45 @@
+"""Resolve a `PipelineConfig` against the model's files and the devices (no weights are loaded)."""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .custom_architectures import load_custom_architectures
+from .devices import resolve_devices
+from .errors import ConfigError
+from .memory import MemoryPlan, plan_memory
+from .model_files import ModelFiles, resolve_model_files
+from .pipeline import PipelineConfig
+from .sampling_params import SamplingParams
+
+if TYPE_CHECKING:
+    import torch
+
+# Request values that the model's generation_config.json may supply.
+GENERATION_CONFIG_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+
+
+@dataclass(frozen=True)
+class ResolvedPipeline:
+    files: ModelFiles
+    devices: "list[torch.device]"
+    plan: MemoryPlan
+    custom_architectures: list[Any]
+
+    def sampling_params(self, config: PipelineConfig) -> SamplingParams:
+        """Request defaults: the settings over the model's generation config."""
+        return config.sampling.to_params(self.files.generation_config)
+
+
+def resolve_pipeline(config: PipelineConfig) -> ResolvedPipeline:
+    """Import custom architectures, pick devices, read the model's files and plan memory."""
+    custom = load_custom_architectures(config.runtime.custom_architectures)
+    devices = resolve_devices(config.model.devices)
+    files = resolve_model_files(config.model)
+    plan = plan_memory(config, files, devices[0])
+    total = config.runtime.max_batch_total_tokens
+    if total is not None and total < plan.max_length:
+        raise ConfigError(
+            f"--max-batch-total-tokens {total} is below the max length {plan.max_length}; "
+            f"raise it to at least {plan.max_length} or lower --max-length"
+        )
+    return ResolvedPipeline(files=files, devices=devices, plan=plan, custom_architectures=custom)

@@ -1,0 +1,1 @@
+"""Native model architectures, one folder each; `registry.py` lists them."""

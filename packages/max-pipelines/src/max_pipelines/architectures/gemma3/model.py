@@ -1,0 +1,96 @@
+"""Gemma 3 text decoder: sandwich norms, (1 + w) RMSNorm, scaled embeddings, local/global layers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from max_pipelines.architectures import hf_config
+from max_pipelines.forward_context import ForwardContext
+from max_pipelines.layers.attention import AttentionShape, SelfAttention
+from max_pipelines.layers.embedding import LMHead, VocabEmbedding
+from max_pipelines.layers.mlp import GatedMLP
+from max_pipelines.layers.norm import GemmaRMSNorm
+from max_pipelines.layers.rotary import RotaryEmbedding
+
+
+class Gemma3DecoderLayer(nn.Module):
+    """Each sub-block's output is normalized before it joins the residual stream."""
+
+    def __init__(self, config: dict, layer_idx: int, rotary: RotaryEmbedding):
+        super().__init__()
+        hidden = config["hidden_size"]
+        eps = config.get("rms_norm_eps", 1e-6)
+        shape = AttentionShape(
+            hidden_size=hidden,
+            num_heads=config["num_attention_heads"],
+            num_kv_heads=hf_config.num_kv_heads(config),
+            head_dim=hf_config.head_dim(config),
+            scale=config["query_pre_attn_scalar"] ** -0.5,
+            qkv_bias=config.get("attention_bias", False),
+            sliding_window=hf_config.sliding_window(config, layer_idx),
+            softcap=config.get("attn_logit_softcapping"),
+        )
+        self.input_layernorm = GemmaRMSNorm(hidden, eps)
+        self.self_attn = SelfAttention(layer_idx, shape, rotary, GemmaRMSNorm, eps)
+        self.post_attention_layernorm = GemmaRMSNorm(hidden, eps)
+        self.pre_feedforward_layernorm = GemmaRMSNorm(hidden, eps)
+        self.mlp = GatedMLP(hidden, config["intermediate_size"], config.get("hidden_activation", "gelu_pytorch_tanh"))
+        self.post_feedforward_layernorm = GemmaRMSNorm(hidden, eps)
+
+    def forward(
+        self,
+        positions: torch.Tensor,
+        hidden: torch.Tensor,
+        residual: torch.Tensor | None,
+        ctx: ForwardContext,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if residual is None:
+            residual = hidden
+            hidden = self.input_layernorm(hidden)
+        else:
+            hidden, residual = self.input_layernorm(hidden, residual)
+        hidden = self.post_attention_layernorm(self.self_attn(positions, hidden, ctx))
+        hidden, residual = self.pre_feedforward_layernorm(hidden, residual)
+        return self.post_feedforward_layernorm(self.mlp(hidden)), residual
+
+
+class Gemma3Model(nn.Module):
+    def __init__(self, config: dict, max_positions: int):
+        super().__init__()
+        hidden = config["hidden_size"]
+        self.embed_tokens = VocabEmbedding(config["vocab_size"], hidden, scale=math.sqrt(hidden))
+        dim = hf_config.head_dim(config)
+        types = hf_config.layer_types(config)
+        rotary = {t: RotaryEmbedding(config, dim, max_positions, t) for t in sorted(set(types))}
+        self.layers = nn.ModuleList(Gemma3DecoderLayer(config, i, rotary[t]) for i, t in enumerate(types))
+        self.norm = GemmaRMSNorm(hidden, config.get("rms_norm_eps", 1e-6))
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        hidden = self.embed_tokens(input_ids)
+        residual = None
+        for layer in self.layers:
+            hidden, residual = layer(positions, hidden, residual, ctx)
+        hidden, _ = self.norm(hidden, residual)
+        return hidden
+
+
+class Gemma3ForCausalLM(nn.Module):
+    def __init__(self, config: dict, max_positions: int):
+        super().__init__()
+        # Configs without layer types (e.g. from GGUF metadata) follow Gemma 3's 5 local : 1 global.
+        config = {"sliding_window_pattern": 6, **config}
+        self.config = config
+        self.model = Gemma3Model(config, max_positions)
+        self.lm_head = LMHead(config["hidden_size"], config["vocab_size"], config.get("final_logit_softcapping"))
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        return self.model(input_ids, positions, ctx)
+
+    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(hidden)
+
+    def tie_weights(self) -> None:
+        self.lm_head.tie(self.model.embed_tokens)

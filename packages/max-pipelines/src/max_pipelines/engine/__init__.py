@@ -1,0 +1,1 @@
+"""The generation engine: Sequence -> Scheduler -> ModelRunner (+ Sampler) -> LLM."""

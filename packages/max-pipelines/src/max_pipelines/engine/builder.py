@@ -1,0 +1,92 @@
+"""Builds the engine's parts from a `PipelineConfig`: model, tokenizer, KV cache, scheduler, runner."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from max_config import PipelineConfig, resolve_pipeline
+from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
+from max_pipelines.engine.model_runner import ModelRunner
+from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
+from max_pipelines.weights.model_loader import load_model
+
+
+@dataclass
+class EngineParts:
+    tokenizer: object
+    scheduler: Scheduler
+    runner: ModelRunner
+    kv_manager: KVCacheManager
+    max_length: int
+    eos_token_ids: frozenset[int]
+    enable_echo: bool
+
+
+def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
+    """EOS ids from the model's generation config (an id or a list) and the tokenizer."""
+    ids = generation_config.get("eos_token_id")
+    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.append(tokenizer.eos_token_id)
+    return frozenset(ids)
+
+
+def _load_tokenizer(files):
+    from transformers import AutoTokenizer
+
+    if files.weight_format == "gguf":
+        path = files.weight_files[0]
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(files.root)
+    if files.chat_template:
+        tokenizer.chat_template = files.chat_template
+    return tokenizer
+
+
+def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> EngineParts:
+    resolved = resolve_pipeline(config)
+    files, device, plan = resolved.files, resolved.devices[0], resolved.plan
+    if device.type == "cpu":
+        # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
+    model = load_model(files, device)
+    tokenizer = _load_tokenizer(files)
+    spec = KVCacheSpec(
+        num_layers=files.num_layers,
+        num_kv_heads=files.num_kv_heads,
+        head_dim=files.head_dim,
+        page_size=plan.page_size,
+        dtype=plan.kv_dtype,
+        device=device,
+    )
+    kv_cache = PagedKVCache(spec, min(plan.num_blocks, num_blocks or plan.num_blocks))
+    kv_manager = KVCacheManager(
+        kv_cache,
+        enable_prefix_caching=config.kv_cache.enable_prefix_caching,
+        watermark=config.runtime.kvcache_ce_watermark,
+    )
+    runtime = config.runtime
+    scheduler = Scheduler(
+        kv_manager,
+        SchedulerConfig(
+            max_batch_size=plan.max_batch_size,
+            max_batch_input_tokens=runtime.max_batch_input_tokens,
+            max_batch_total_tokens=runtime.max_batch_total_tokens,
+            enable_chunked_prefill=runtime.enable_chunked_prefill,
+            enable_in_flight_batching=runtime.enable_in_flight_batching,
+            page_size=plan.page_size,
+        ),
+    )
+    return EngineParts(
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        runner=ModelRunner(model, kv_cache, kv_manager, plan.page_size, device),
+        kv_manager=kv_manager,
+        max_length=plan.max_length,
+        eos_token_ids=eos_token_ids(files.generation_config, tokenizer),
+        enable_echo=config.model.enable_echo,
+    )

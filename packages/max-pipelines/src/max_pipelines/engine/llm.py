@@ -1,0 +1,147 @@
+"""The offline API: `LLM(model).generate(prompts, params)` and `LLM.stream(prompt, params)`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from max_config import ConfigError, PipelineConfig, SamplingParams
+from max_pipelines.engine.builder import EngineParts, build_engine
+from max_pipelines.engine.outputs import RequestOutput, StreamDelta
+from max_pipelines.engine.request_state import RequestState
+from max_pipelines.engine.sequence import Sequence
+
+
+class LLM:
+    """Loads a model once and generates for many prompts at a time with continuous batching."""
+
+    def __init__(self, model: str | None = None, **kwargs):
+        self._init(PipelineConfig.from_flat(model_path=model, **kwargs))
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig, num_blocks: int | None = None) -> LLM:
+        """Build from a resolved config; `num_blocks` caps the KV cache below the memory plan."""
+        llm = cls.__new__(cls)
+        llm._init(config, num_blocks)
+        return llm
+
+    def _init(self, config: PipelineConfig, num_blocks: int | None = None) -> None:
+        start = time.perf_counter()
+        self.config = config
+        parts: EngineParts = build_engine(config, num_blocks)
+        self.tokenizer = parts.tokenizer
+        self.scheduler = parts.scheduler
+        self.runner = parts.runner
+        self.kv_manager = parts.kv_manager
+        self.max_length = parts.max_length
+        self.eos_token_ids = parts.eos_token_ids
+        self.echo = parts.enable_echo
+        self._states: dict[Sequence, RequestState] = {}
+        self.load_seconds = time.perf_counter() - start
+
+    # ---- requests -------------------------------------------------------------------------------
+
+    def encode(self, prompt: str | list[int], use_chat_template: bool = True) -> list[int]:
+        if not isinstance(prompt, str):
+            return list(prompt)
+        tok = self.tokenizer
+        if use_chat_template and getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+            return tok.encode(text, add_special_tokens=False)
+        return tok.encode(prompt)
+
+    def add_request(self, prompt: str | list[int], params: SamplingParams, use_chat_template: bool = True) -> Sequence:
+        ids = self.encode(prompt, use_chat_template)
+        if len(ids) >= self.max_length:
+            raise ConfigError(
+                f"the prompt has {len(ids)} tokens but --max-length is {self.max_length}: "
+                "shorten the prompt or raise --max-length"
+            )
+        limit = self.max_length - len(ids)
+        seq = Sequence(
+            prompt_token_ids=ids,
+            params=params,
+            max_new_tokens=min(params.max_new_tokens or limit, limit),
+            max_length=self.max_length,
+            eos_token_ids=self.eos_token_ids,
+            echo=self.echo,
+        )
+        self._states[seq] = RequestState(seq, prompt, self.tokenizer)
+        self.scheduler.add(seq)
+        return seq
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def step(self) -> list[RequestState]:
+        """Run one scheduled batch; returns the states of the requests that got a token."""
+        batch = self.scheduler.schedule()
+        if not batch.seqs:
+            raise RuntimeError(
+                "the KV cache cannot hold even one waiting request: raise --device-memory-utilization "
+                "or lower --max-length"
+            )
+        sampled = self.runner.run(batch)
+        now = time.perf_counter()
+        self.scheduler.update(batch, sampled)
+        touched = []
+        for seq, token in sampled.items():
+            state = self._states[seq]
+            state.on_token(token, now)
+            if state.stopped_by_string and not seq.is_finished:
+                self.scheduler.finish(seq, "stop_string")
+            if seq.is_finished:
+                state.on_finish(now)
+            touched.append(state)
+        return touched
+
+    def generate(
+        self,
+        prompts: list[str | list[int]] | str,
+        sampling_params: SamplingParams | list[SamplingParams] | None = None,
+        use_chat_template: bool = True,
+    ) -> list[RequestOutput]:
+        """Generate for all prompts together; outputs come back in prompt order."""
+        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
+            prompts = [prompts]
+        params = sampling_params if sampling_params is not None else SamplingParams()
+        if not isinstance(params, list):
+            params = [params] * len(prompts)
+        if len(params) != len(prompts):
+            raise ValueError(f"got {len(prompts)} prompts but {len(params)} sampling params")
+        seqs = [self.add_request(p, sp, use_chat_template) for p, sp in zip(prompts, params)]
+        try:
+            while not all(s.is_finished for s in seqs):
+                self.step()
+            return [self._states[s].output() for s in seqs]
+        finally:
+            self.release(seqs)
+
+    def stream(
+        self, prompt: str | list[int], sampling_params: SamplingParams | None = None, use_chat_template: bool = True
+    ) -> Iterator[StreamDelta]:
+        """Yield one delta per generated token; partial characters and stop strings are held back."""
+        seq = self.add_request(prompt, sampling_params or SamplingParams(), use_chat_template)
+        state = self._states[seq]
+        try:
+            while not seq.is_finished:
+                self.step()
+                yield from state.take_deltas()
+            yield from state.take_deltas()
+        finally:
+            self.release([seq])
+
+    def output_of(self, seq: Sequence) -> RequestOutput:
+        return self._states[seq].output()
+
+    def take_deltas(self, seq: Sequence) -> list[StreamDelta]:
+        """The stream deltas of `seq` produced since the last call."""
+        return self._states[seq].take_deltas()
+
+    def release(self, seqs: list[Sequence]) -> None:
+        """Forget requests added with `add_request` (aborting those still running)."""
+        for seq in seqs:
+            if not seq.is_finished:
+                self.scheduler.finish(seq, "aborted")
+            self._states.pop(seq, None)

@@ -1,0 +1,95 @@
+"""Per-step sampling policy: turns a batch's logits and its requests' parameters into token ids."""
+
+from __future__ import annotations
+
+import torch
+
+from max_kernels import sampling
+from max_pipelines.engine.sequence import Sequence
+
+
+def needs_penalties(seq: Sequence) -> bool:
+    p = seq.params
+    return p.frequency_penalty != 0.0 or p.presence_penalty != 0.0 or p.repetition_penalty != 1.0
+
+
+class Sampler:
+    """Samples one token per row of `logits[B, V]`, row i belonging to `seqs[i]`.
+
+    Order: 1. penalties (frequency and presence over generated tokens, repetition over prompt and
+    generated), for the rows that set any; 2. the `min_new_tokens` mask: EOS and stop ids get -inf
+    while too few tokens were generated; 3. `max_kernels.sampling.sample` with temperature (0 is
+    greedy), top-k, top-p, min-p and a counter-based draw keyed by (seed, number of generated tokens),
+    so a request's tokens do not depend on the rest of the batch. An all-greedy batch is an argmax.
+    """
+
+    def __init__(self, vocab_size: int, device: torch.device):
+        self.vocab_size = vocab_size
+        self.device = device
+
+    def __call__(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+        logits = self._apply_penalties(logits, seqs)
+        logits = self._mask_min_tokens(logits, seqs)
+        params = [s.params for s in seqs]
+        if all(p.temperature == 0.0 for p in params):
+            return logits.argmax(-1)
+        dev = self.device
+        return sampling.sample(
+            logits,
+            torch.tensor([p.temperature for p in params], dtype=torch.float32, device=dev),
+            torch.tensor([p.top_k for p in params], dtype=torch.int32, device=dev),
+            torch.tensor([p.top_p for p in params], dtype=torch.float32, device=dev),
+            torch.tensor([p.min_p for p in params], dtype=torch.float32, device=dev),
+            torch.tensor([s.seed for s in seqs], dtype=torch.int64, device=dev),
+            torch.tensor([s.num_output_tokens for s in seqs], dtype=torch.int64, device=dev),
+        )
+
+    def record(self, seqs: list[Sequence], token_ids: list[int]) -> None:
+        """Count each sampled token for the requests that use penalties (device-side, no sync)."""
+        for seq, token in zip(seqs, token_ids):
+            if seq.output_counts is not None:
+                seq.output_counts[token] += 1
+
+    def _apply_penalties(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+        rows = [i for i, s in enumerate(seqs) if needs_penalties(s)]
+        if not rows:
+            return logits
+        penalized = [seqs[i] for i in rows]
+        for seq in penalized:
+            self._init_penalty_state(seq, logits.shape[1])
+        dev = self.device
+        index = torch.tensor(rows, device=dev)
+        out = sampling.apply_penalties(
+            logits[index].clone(),
+            torch.stack([s.output_counts for s in penalized]),
+            torch.stack([s.prompt_mask for s in penalized]),
+            torch.tensor([s.params.frequency_penalty for s in penalized], dtype=torch.float32, device=dev),
+            torch.tensor([s.params.presence_penalty for s in penalized], dtype=torch.float32, device=dev),
+            torch.tensor([s.params.repetition_penalty for s in penalized], dtype=torch.float32, device=dev),
+        )
+        logits = logits.clone()
+        logits[index] = out
+        return logits
+
+    def _init_penalty_state(self, seq: Sequence, vocab: int) -> None:
+        if seq.output_counts is not None:
+            return
+        counts = torch.zeros(vocab, dtype=torch.int32, device=self.device)
+        out = seq.output_token_ids
+        if out:
+            counts.index_add_(0, torch.tensor(out, device=self.device), torch.ones(len(out), dtype=torch.int32, device=self.device))
+        mask = torch.zeros(vocab, dtype=torch.bool, device=self.device)
+        mask[torch.tensor(seq.prompt_token_ids, device=self.device)] = True
+        seq.output_counts, seq.prompt_mask = counts, mask
+
+    def _mask_min_tokens(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+        rows, cols = [], []
+        for i, seq in enumerate(seqs):
+            blocked = [t for t in seq.blocked_token_ids if t < logits.shape[1]]
+            rows += [i] * len(blocked)
+            cols += blocked
+        if not rows:
+            return logits
+        logits = logits.clone()
+        logits[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)] = float("-inf")
+        return logits

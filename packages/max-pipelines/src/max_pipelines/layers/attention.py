@@ -1,0 +1,103 @@
+"""Self-attention over the paged KV cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from max_kernels import paged_attention, store_kvcache
+from torch import nn
+
+from max_pipelines.forward_context import ForwardContext
+from max_pipelines.layers.linear import Linear
+from max_pipelines.layers.norm import RMSNorm
+from max_pipelines.layers.rotary import RotaryEmbedding
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """Head layout and attention options of one layer."""
+
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    scale: float
+    qkv_bias: bool = False
+    sliding_window: int | None = None
+    softcap: float | None = None
+
+
+class PagedAttention(nn.Module):
+    """Stores this step's keys and values for layer `layer_idx`, then attends over the cache.
+
+    Float8 caches store with per-token scales and are read back dequantized to the query dtype.
+    """
+
+    def __init__(self, layer_idx: int, shape: AttentionShape):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.scale = shape.scale
+        self.sliding_window = shape.sliding_window
+        self.softcap = shape.softcap
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        md = ctx.attn_metadata
+        cache = ctx.kv_cache
+        if cache.spec.is_fp8:
+            cache.store(self.layer_idx, k, v, md.slot_mapping)
+            k_cache, v_cache = cache.layer_kv(self.layer_idx, q.dtype)
+        else:
+            k_cache, v_cache = cache.k_caches[self.layer_idx], cache.v_caches[self.layer_idx]
+            store_kvcache(k, v, k_cache, v_cache, md.slot_mapping)
+        return paged_attention(
+            q,
+            k_cache,
+            v_cache,
+            md.cu_seqlens_q,
+            md.seq_lens,
+            md.block_tables,
+            self.scale,
+            sliding_window=self.sliding_window,
+            softcap=self.softcap,
+            max_seqlen_q=md.max_seqlen_q,
+        )
+
+
+class SelfAttention(nn.Module):
+    """Fused QKV projection, optional per-head q/k RMSNorm, RoPE, paged attention, output projection."""
+
+    def __init__(
+        self,
+        layer_idx: int,
+        shape: AttentionShape,
+        rotary: RotaryEmbedding,
+        qk_norm: type[RMSNorm] | None = None,
+        norm_eps: float = 1e-6,
+    ):
+        super().__init__()
+        self.num_heads = shape.num_heads
+        self.num_kv_heads = shape.num_kv_heads
+        self.head_dim = shape.head_dim
+        q_size = shape.num_heads * shape.head_dim
+        kv_size = shape.num_kv_heads * shape.head_dim
+        self.qkv_proj = Linear(shape.hidden_size, [q_size, kv_size, kv_size], bias=shape.qkv_bias)
+        self.o_proj = Linear(q_size, shape.hidden_size)
+        self.q_norm = qk_norm(shape.head_dim, norm_eps) if qk_norm else None
+        self.k_norm = qk_norm(shape.head_dim, norm_eps) if qk_norm else None
+        self.rotary = rotary
+        self.attn = PagedAttention(layer_idx, shape)
+
+    def forward(self, positions: torch.Tensor, hidden: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        q_size = self.num_heads * self.head_dim
+        kv_size = self.num_kv_heads * self.head_dim
+        q, k, v = self.qkv_proj(hidden).split([q_size, kv_size, kv_size], dim=-1)
+        q = q.view(-1, self.num_heads, self.head_dim)
+        k = k.view(-1, self.num_kv_heads, self.head_dim)
+        v = v.view(-1, self.num_kv_heads, self.head_dim)
+        if self.q_norm is not None:
+            q = self.q_norm(q)
+            k = self.k_norm(k)
+        q, k = self.rotary(q, k, positions)
+        out = self.attn(q, k, v, ctx)
+        return self.o_proj(out.reshape(-1, q_size))

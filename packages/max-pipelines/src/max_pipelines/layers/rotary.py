@@ -1,0 +1,65 @@
+"""Rotary position embedding: a cos/sin table computed at load, applied to q and k."""
+
+from __future__ import annotations
+
+import torch
+from max_kernels import apply_rope, rope_cos_sin_cache
+from torch import nn
+
+
+def rope_parameters(config: dict, layer_type: str | None = None) -> dict:
+    """The RoPE settings of `config` (old `rope_theta`/`rope_scaling` keys or new `rope_parameters`).
+
+    Returns a dict with `rope_theta`, `rope_type` and the scaling keys. Nested per-layer-type
+    parameters (Gemma 3) are picked by `layer_type`.
+    """
+    params = config.get("rope_parameters")
+    if params and layer_type in params and isinstance(params[layer_type], dict):
+        params = params[layer_type]
+    if not params:
+        params = dict(config.get("rope_scaling") or {})
+        params.setdefault("rope_theta", config.get("rope_theta", 10000.0))
+        if layer_type == "sliding_attention" and "rope_local_base_freq" in config:
+            params = {"rope_theta": config["rope_local_base_freq"], "rope_type": "default"}
+    params = dict(params)
+    params["rope_type"] = params.get("rope_type", params.get("type", "default"))
+    return params
+
+
+def rope_scaling(config: dict, params: dict) -> dict | None:
+    """The `scaling` argument of `rope_cos_sin_cache`: None for plain RoPE."""
+    if params["rope_type"] == "default":
+        return None
+    scaling = {k: v for k, v in params.items() if k not in ("rope_theta", "partial_rotary_factor")}
+    scaling.setdefault("max_position_embeddings", config.get("max_position_embeddings"))
+    if "original_max_position_embeddings" in config:
+        scaling.setdefault("original_max_position_embeddings", config["original_max_position_embeddings"])
+    return scaling
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotates the first `rotary_dim` features of each head (rotate-half layout)."""
+
+    def __init__(self, config: dict, head_dim: int, max_positions: int, layer_type: str | None = None):
+        super().__init__()
+        params = rope_parameters(config, layer_type)
+        factor = params.get("partial_rotary_factor", config.get("partial_rotary_factor", 1.0))
+        self.rotary_dim = int(head_dim * factor)
+        self.base = float(params["rope_theta"])
+        self.scaling = rope_scaling(config, params)
+        self.max_positions = max_positions
+        self.register_buffer("cos_sin_cache", torch.empty(max_positions, self.rotary_dim), persistent=False)
+
+    def init_buffers(self, device: torch.device) -> None:
+        """Compute the table (the model is built on the meta device, so this runs after loading)."""
+        self.cos_sin_cache = rope_cos_sin_cache(
+            self.rotary_dim, self.max_positions, self.base, self.scaling, device
+        )
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return apply_rope(q, k, positions, self.cos_sin_cache, True)
+
+    def extra_repr(self) -> str:
+        return f"rotary_dim={self.rotary_dim}, base={self.base}, scaling={self.scaling}"

@@ -1,0 +1,69 @@
+"""`load_model`: resolved model files -> a ready model on the device."""
+
+from __future__ import annotations
+
+import torch
+from max_config.enums import QuantizationEncoding
+from torch import nn
+
+from max_pipelines.registry import REGISTRY
+from max_pipelines.weights.gguf import GGUFSource
+from max_pipelines.weights.loader import WeightLoader
+from max_pipelines.weights.safetensors import SafetensorsSource
+
+_FLOAT_ENCODINGS = {
+    QuantizationEncoding.float32: torch.float32,
+    QuantizationEncoding.bfloat16: torch.bfloat16,
+    QuantizationEncoding.float16: torch.float16,
+}
+
+
+def default_dtype(encoding: QuantizationEncoding | str, device: torch.device) -> torch.dtype:
+    """Activation dtype: the float encoding itself, else bfloat16 on GPU and float32 on CPU."""
+    encoding = QuantizationEncoding(encoding)
+    if encoding in _FLOAT_ENCODINGS:
+        return _FLOAT_ENCODINGS[encoding]
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def load_model(model_files, device: torch.device | str, dtype: torch.dtype | None = None) -> nn.Module:
+    """Build `model_files.architecture` on the meta device and assign its weights on `device`.
+
+    `model_files` is a `max_config.ModelFiles` (uses `config`, `weight_files`, `weight_format`,
+    `encoding`, `architecture`, `context_length`). Float weights are cast to `dtype`. GGUF
+    quantized weights stay packed when `encoding` is a GGUF block encoding; with a float
+    encoding they are dequantized to `dtype` at load. Tied embeddings share one table.
+    """
+    device = torch.device(device)
+    arch = REGISTRY.get(model_files.architecture)
+    dtype = dtype or default_dtype(model_files.encoding, device)
+    config = model_files.config
+    max_positions = model_files.context_length or config.get("max_position_embeddings", 4096)
+    with torch.device("meta"):
+        model = arch.model_class(config, max_positions)
+
+    if model_files.weight_format == "gguf":
+        if arch.gguf_weight_map is None:
+            raise ValueError(f"{arch.name} cannot be loaded from GGUF files; use safetensors weights")
+        weight_map = arch.gguf_weight_map
+        sources = [GGUFSource(f) for f in model_files.weight_files]
+    else:
+        weight_map = arch.weight_map
+        sources = [SafetensorsSource(model_files.weight_files)]
+    tied = bool(config.get("tie_word_embeddings", False))
+    keep_packed = QuantizationEncoding(model_files.encoding).is_gguf_block
+    loader = WeightLoader(model, weight_map, config, device, dtype, keep_packed)
+    for source in sources:
+        loader.load(source, len(source), skip={"lm_head.weight"} if tied else set())
+    if tied or "lm_head.weight" not in loader.loaded:
+        model.tie_weights()
+        loader.loaded.add("lm_head.weight")
+
+    missing = [n for n, p in model.named_parameters() if p.is_meta]
+    if missing:
+        files = ", ".join(str(f) for f in model_files.weight_files)
+        raise ValueError(f"{files}: no weights for {missing[:4]} ({len(missing)} missing)")
+    for module in model.modules():
+        if hasattr(module, "init_buffers"):
+            module.init_buffers(device)
+    return model.eval()

@@ -1,0 +1,141 @@
+"""LLM on tiny random Llama/Qwen models: greedy tokens equal HF transformers', whatever the batching."""
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+from max_config import PipelineConfig, SamplingParams
+from max_pipelines import LLM
+
+PROMPTS = [[5, 17, 42, 9, 100, 3, 77], [8, 8, 8, 120, 64, 31, 2, 99, 14, 250, 7, 33, 6, 81, 19, 45, 12], [200, 11, 5]]
+NEW = 6
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {"<s>": 0, "</s>": 1}
+    vocab |= {c: i + 2 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+
+
+def save_tiny(path, arch: str):
+    torch.manual_seed(0)
+    common = dict(
+        vocab_size=258, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.3, bos_token_id=0, eos_token_id=1,
+        tie_word_embeddings=False,
+    )
+    if arch == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common, rms_norm_eps=1e-5))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(**common, rms_norm_eps=1e-6))
+    model = model.float().eval()
+    model.save_pretrained(path, safe_serialization=True)
+    byte_tokenizer().save_pretrained(path)
+    return model
+
+
+def hf_greedy(model, prompt, new=NEW):
+    with torch.inference_mode():
+        out = model.generate(
+            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            max_new_tokens=new, min_new_tokens=new, do_sample=False, eos_token_id=None, pad_token_id=0,
+        )
+    return out[0, len(prompt):].tolist()
+
+
+def build(tmp_path_factory, arch):
+    path = tmp_path_factory.mktemp(arch)
+    model = save_tiny(path, arch)
+    return path, [hf_greedy(model, p) for p in PROMPTS], model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build(tmp_path_factory, "llama")
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory):
+    return build(tmp_path_factory, "qwen2")
+
+
+GREEDY = SamplingParams(temperature=0.0, max_new_tokens=NEW, ignore_eos=True)
+
+
+def make_llm(path, **kwargs):
+    return LLM(model=str(path), devices="cpu", max_length=256, **kwargs)
+
+
+@pytest.mark.parametrize("arch", ["tiny", "tiny_qwen"])
+def test_greedy_batch_matches_hf_and_one_at_a_time(arch, request):
+    path, ref, _ = request.getfixturevalue(arch)
+    llm = make_llm(path)
+    outs = llm.generate(PROMPTS, GREEDY)
+    assert [o.token_ids for o in outs] == ref
+    assert [llm.generate([p], GREEDY)[0].token_ids for p in PROMPTS] == ref
+    assert all(o.stop_reason == "max_new_tokens" for o in outs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(enable_prefix_caching=False),
+        dict(max_batch_input_tokens=4),
+        dict(max_batch_input_tokens=5, enable_chunked_prefill=False, kv_cache_page_size=1),
+        dict(kv_cache_page_size=128, enable_in_flight_batching=True),
+    ],
+)
+def test_same_tokens_under_every_batching_setting(tiny, kwargs):
+    path, ref, _ = tiny
+    prompts = PROMPTS if kwargs.get("enable_chunked_prefill", True) else [p[:5] for p in PROMPTS]
+    llm = make_llm(path, **kwargs)
+    if prompts is PROMPTS:
+        assert [o.token_ids for o in llm.generate(prompts, GREEDY)] == ref
+    else:
+        assert all(len(o.token_ids) == NEW for o in llm.generate(prompts, GREEDY))
+
+
+def test_prefix_cache_hit_gives_same_tokens(tiny):
+    path, ref, _ = tiny
+    llm = make_llm(path, kv_cache_page_size=4)
+    first = llm.generate([PROMPTS[1]], GREEDY)[0].token_ids
+    again = llm.generate([PROMPTS[1]], GREEDY)[0].token_ids
+    assert first == again == ref[1]
+    assert llm.kv_manager.stats.hits > 0
+
+
+def test_preemption_under_a_tiny_kv_budget_gives_same_tokens(tiny):
+    path, ref, _ = tiny
+    config = PipelineConfig.from_flat(model_path=str(path), devices="cpu", max_length=256, kv_cache_page_size=4)
+    llm = LLM.from_config(config, num_blocks=9)
+    params = SamplingParams(temperature=0.0, max_new_tokens=NEW, ignore_eos=True)
+    outs = llm.generate(PROMPTS, params)
+    assert llm.scheduler.stats.num_preemptions > 0
+    assert [o.token_ids for o in outs] == ref
+
+
+def test_stream_concatenates_to_generate_text(tiny):
+    path, _, _ = tiny
+    llm = make_llm(path)
+    full = llm.generate(["hello wörld"], GREEDY, use_chat_template=False)[0]
+    deltas = list(llm.stream("hello wörld", GREEDY, use_chat_template=False))
+    assert "".join(d.text for d in deltas) == full.text
+    assert [t for d in deltas for t in d.token_ids] == full.token_ids
+    assert deltas[-1].finished and deltas[-1].stop_reason == "max_new_tokens"
+    m = full.metrics
+    assert m.arrival_time <= m.first_token_time <= m.finish_time and len(m.token_times) == NEW
+
+
+def test_echo_prompt_logprobs_match_hf(tiny):
+    path, _, model = tiny
+    prompt = PROMPTS[1]
+    llm = make_llm(path, max_batch_input_tokens=5)
+    out = llm.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=1, echo=True))[0]
+    with torch.inference_mode():
+        logits = model(torch.tensor([prompt])).logits[0].double()
+    expected = torch.log_softmax(logits, -1)[torch.arange(len(prompt) - 1), torch.tensor(prompt[1:])]
+    assert out.prompt_logprobs == pytest.approx(expected.tolist(), abs=1e-3)

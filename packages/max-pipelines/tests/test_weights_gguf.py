@@ -1,0 +1,94 @@
+"""GGUF loading: llama.cpp's q/k permutation undone, packed blocks kept packed, HF parity."""
+
+import gguf
+import pytest
+import torch
+from fixtures.hf_gguf import hf_model_from_gguf
+from fixtures.model_files import gguf_model_files
+from fixtures.paged import PagedRunner
+from fixtures.tiny_gguf import llama_cpp_permute, write_llama_gguf
+from fixtures.tiny_models import make_tiny_model
+
+from max_pipelines.weights.gguf import GGUFSource, PackedTensor
+from max_pipelines.weights.mapping import unpermute_llama_qk
+from max_pipelines.weights.model_loader import load_model
+
+Q = gguf.GGMLQuantizationType
+
+
+def test_unpermute_inverts_the_converter_on_floats_and_packed_rows():
+    w = torch.randn(4 * 16, 64)
+    permuted = torch.from_numpy(llama_cpp_permute(w.numpy(), 4))
+    assert not torch.equal(permuted, w)
+    assert torch.equal(unpermute_llama_qk("blk.0.attn_q.weight", permuted, {"num_attention_heads": 4}), w)
+    raw = torch.from_numpy(gguf.quants.quantize(w.numpy(), Q.Q8_0))
+    raw_permuted = torch.from_numpy(gguf.quants.quantize(permuted.numpy(), Q.Q8_0))
+    config = {"num_attention_heads": 8, "num_key_value_heads": 4}
+    assert torch.equal(unpermute_llama_qk("blk.3.attn_k.weight", raw_permuted, config), raw)
+    assert unpermute_llama_qk("blk.0.attn_v.weight", permuted, config) is permuted
+
+
+@pytest.mark.parametrize(("qtype", "tie"), [(Q.Q8_0, False), (Q.Q4_0, False), (Q.Q4_1, True)])
+def test_tiny_llama_gguf_matches_transformers(qtype, tie, tmp_path):
+    hf_float = make_tiny_model("llama", tmp_path / "hf")
+    path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", qtype, tie=tie)
+    hf_model = hf_model_from_gguf(path)
+    config = {**hf_model.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
+    model = load_model(gguf_model_files(path, config, qtype.name.lower()), "cpu", torch.float32)
+
+    layer = model.model.layers[0]
+    assert layer.self_attn.qkv_proj.weight is None
+    assert [q.qtype for q in layer.mlp.gate_up_proj.qweights] == [qtype]
+    assert model.model.embed_tokens.weight.dtype == torch.float32
+    assert (model.lm_head.weight is model.model.embed_tokens.weight) == tie
+
+    prompt = [5, 17, 99, 3, 42, 8, 64]
+    runner = PagedRunner(model, config, num_seqs=1)
+    logits = runner.step([prompt])
+    tokens = list(prompt)
+    for _ in range(6):
+        with torch.no_grad():
+            ref = hf_model(torch.tensor([tokens])).logits[0, -1]
+        ours = logits[-1]
+        assert (ours - ref).abs().max() / ref.abs().max() < 1e-4
+        assert int(ours.argmax()) == int(ref.argmax())
+        tokens.append(int(ours.argmax()))
+        logits = runner.step([[tokens[-1]]])
+
+
+def test_float_encoding_dequantizes_packed_weights(tmp_path):
+    hf_float = make_tiny_model("llama", tmp_path / "hf")
+    path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", Q.Q8_0)
+    config = {**hf_float.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
+    packed = load_model(gguf_model_files(path, config, "q8_0"), "cpu", torch.float32)
+    floats = load_model(gguf_model_files(path, config, "float32"), "cpu", torch.float32)
+    proj = floats.model.layers[1].self_attn.qkv_proj
+    assert proj.qweights == () and proj.weight.dtype == torch.float32
+    x = torch.randn(3, 64)
+    assert torch.allclose(proj(x), packed.model.layers[1].self_attn.qkv_proj(x), atol=1e-5)
+
+
+def test_tensor_table_reader_agrees_with_gguf_py(tmp_path):
+    path = tmp_path / "t.gguf"
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(["a", "bé", "<s>", ""] * 50)
+    w.add_array("test.nested", [[1, 2], [3]])
+    w.add_custom_alignment(64)
+    w.add_tensor("f32", torch.randn(3, 5).numpy())
+    w.add_tensor("f16", torch.randn(7).half().numpy())
+    w.add_tensor("q", gguf.quants.quantize(torch.randn(4, 64).numpy(), Q.Q4_1), raw_dtype=Q.Q4_1)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    ours = dict(GGUFSource(path))
+    ref = gguf.GGUFReader(path)
+    assert list(ours) == [t.name for t in ref.tensors]
+    for t in ref.tensors:
+        value = ours[t.name]
+        data = value.data if isinstance(value, PackedTensor) else value
+        assert data.numpy().tobytes() == t.data.tobytes()
+    assert ours["q"].shape == (4, 64) and ours["q"].data.shape == (4, 40)
+    assert ours["f32"].shape == (3, 5) and ours["f16"].dtype == torch.float16
