@@ -10,12 +10,21 @@ from functools import cache
 import torch
 
 from max_kernels.dispatch import import_triton
-from max_kernels.gguf.formats import row_bytes
-from max_kernels.gguf.kernels import weight_values
+from max_kernels.gguf.formats import BLOCK_GEOMETRY, row_bytes
+from max_kernels.gguf.kernels import block_values, load_byte, q4_halves, q4_k_sub_block_scales, weight_values
 
 triton, tl = import_triton()
 
 GEMV_MAX_M = 8
+
+
+@triton.jit
+def _load_x(x_ptr, ms, M, stride_xm, blocks, BS: tl.constexpr, k_end, at):
+    """float32 activations [BLOCK_M, BLOCKS, R, C] at positions `at` [R, C] within each block."""
+    cols = (blocks * BS)[:, None, None] + at[None, :, :]
+    row = ms[:, None, None, None].to(tl.int64) * stride_xm
+    mask = (ms < M)[:, None, None, None] & (blocks * BS < k_end)[None, :, None, None]
+    return tl.load(x_ptr + row + cols[None, :, :, :], mask=mask, other=0.0).to(tl.float32)
 
 
 @triton.jit
@@ -31,30 +40,59 @@ def _gemv_kernel(
     stride_xm,
     k_per_split,
     QTYPE: tl.constexpr,
+    BS: tl.constexpr,
+    TS: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     PARTIAL: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr,
+    BLOCKS: tl.constexpr,
 ):
+    """Each step decodes `BLOCKS` whole blocks of `BLOCK_N` rows: scales once per block."""
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     ms = tl.arange(0, BLOCK_M)
     k_end = tl.minimum(pid_k * k_per_split + k_per_split, K)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    for k0 in range(pid_k * k_per_split, k_end, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K)
-        k_mask = cols < k_end
-        w = weight_values(
-            w_ptr, rows[:, None], cols[None, :], w_row_bytes, (rows < N)[:, None] & k_mask[None, :], QTYPE
-        )
-        x = tl.load(
-            x_ptr + ms[:, None].to(tl.int64) * stride_xm + cols[None, :],
-            mask=(ms < M)[:, None] & k_mask[None, :],
-            other=0.0,
-        ).to(tl.float32)
-        acc += tl.sum(x[:, None, :] * w[None, :, :], axis=2)
+    for k0 in range(pid_k * k_per_split, k_end, BLOCKS * BS):
+        blocks = k0 // BS + tl.arange(0, BLOCKS)
+        block_mask = (rows < N)[:, None, None] & (blocks * BS < k_end)[None, :, None]
+        base = rows[:, None, None].to(tl.int64) * w_row_bytes + blocks[None, :, None] * TS
+        if QTYPE == 2 or QTYPE == 3:  # each code byte read once, for values i and 16 + i
+            w_lo, w_hi = q4_halves(w_ptr, base, block_mask, QTYPE)
+            half = tl.arange(0, 16)[None, :]
+            x_lo = _load_x(x_ptr, ms, M, stride_xm, blocks, BS, k_end, half)
+            x_hi = _load_x(x_ptr, ms, M, stride_xm, blocks, BS, k_end, half + 16)
+            w = tl.reshape(tl.join(w_lo, w_hi), [BLOCK_N, BLOCKS * BS])
+            x = tl.reshape(tl.join(x_lo, x_hi), [BLOCK_M, BLOCKS * BS])
+            acc += tl.sum(x[:, None, :] * w[None, :, :], axis=2)
+        elif QTYPE == 12:  # Q4_K: integer codes times activations per sub-block, then its scale and offset
+            chunk = tl.arange(0, 4)
+            lane = tl.arange(0, 32)
+            codes = load_byte(
+                w_ptr, base[:, :, :, None] + 16 + chunk[:, None] * 32 + lane[None, :], block_mask[:, :, :, None]
+            )
+            at = chunk[:, None] * 64 + lane[None, :]
+            x_lo = _load_x(x_ptr, ms, M, stride_xm, blocks, BS, k_end, at)
+            x_hi = _load_x(x_ptr, ms, M, stride_xm, blocks, BS, k_end, at + 32)
+            dot_lo = tl.sum((codes & 15).to(tl.float32)[None] * x_lo[:, None], axis=4)
+            dot_hi = tl.sum((codes >> 4).to(tl.float32)[None] * x_hi[:, None], axis=4)
+            d_lo, dm_lo = q4_k_sub_block_scales(w_ptr, base, 2 * chunk[None, None, :], block_mask)
+            d_hi, dm_hi = q4_k_sub_block_scales(w_ptr, base, 2 * chunk[None, None, :] + 1, block_mask)
+            part = d_lo[None] * dot_lo - dm_lo[None] * tl.sum(x_lo, axis=3)[:, None]
+            part += d_hi[None] * dot_hi - dm_hi[None] * tl.sum(x_hi, axis=3)[:, None]
+            acc += tl.sum(tl.sum(part, axis=3), axis=2)
+        else:
+            w = block_values(w_ptr, base, tl.arange(0, BS)[None, None, :], block_mask, QTYPE)
+            w = tl.reshape(w, [BLOCK_N, BLOCKS * BS])
+            cols = k0 + tl.arange(0, BLOCKS * BS)
+            x = tl.load(
+                x_ptr + ms[:, None].to(tl.int64) * stride_xm + cols[None, :],
+                mask=(ms < M)[:, None] & (cols < k_end)[None, :],
+                other=0.0,
+            ).to(tl.float32)
+            acc += tl.sum(x[:, None, :] * w[None, :, :], axis=2)
     out_mask = (ms < M)[:, None] & (rows < N)[None, :]
     if PARTIAL:
         out_offs = (pid_k * M + ms[:, None]).to(tl.int64) * N + rows[None, :]
@@ -78,6 +116,8 @@ def _gemm_kernel(
     w_row_bytes,
     stride_xm,
     QTYPE: tl.constexpr,
+    BS: tl.constexpr,
+    TS: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -96,7 +136,7 @@ def _gemm_kernel(
             other=0.0,
         )
         w = weight_values(
-            w_ptr, offs_n[None, :], cols[:, None], w_row_bytes, k_mask[:, None] & (offs_n < N)[None, :], QTYPE
+            w_ptr, offs_n[None, :], cols[:, None], w_row_bytes, k_mask[:, None] & (offs_n < N)[None, :], QTYPE, BS, TS
         )
         if IEEE:
             acc = tl.dot(x, w, acc, input_precision="ieee")
@@ -127,11 +167,13 @@ def quantized_linear_triton(
     if m == 0 or n == 0:
         return out.reshape(*lead, n)
     w_row_bytes = row_bytes(qweight.qtype, k)
+    values, size = BLOCK_GEOMETRY[qweight.qtype]
     has_bias = bias is not None
     bias_arg = bias if has_bias else out
     if m <= GEMV_MAX_M:
         block_m = triton.next_power_of_2(m)
-        block_n, block_k = 16, max(32, 256 // block_m)
+        block_k = max(values, 256 // block_m)  # whole blocks; about 4096 products per step
+        block_n = min(16, max(2, 4096 // (block_m * block_k)))
         tiles_n = triton.cdiv(n, block_n)
         if split_k is None:
             sms = _multiprocessors(x.device.index or 0) if x.is_cuda else 1
@@ -152,11 +194,13 @@ def quantized_linear_triton(
             x2.stride(0),
             k_per_split,
             QTYPE=int(qweight.qtype),
+            BS=values,
+            TS=size,
             HAS_BIAS=has_bias,
             PARTIAL=partial,
             BLOCK_M=block_m,
             BLOCK_N=block_n,
-            BLOCK_K=block_k,
+            BLOCKS=block_k // values,
         )
         if partial:
             y = target.sum(0)
@@ -177,6 +221,8 @@ def quantized_linear_triton(
             w_row_bytes,
             x2.stride(0),
             QTYPE=int(qweight.qtype),
+            BS=values,
+            TS=size,
             HAS_BIAS=has_bias,
             IEEE=x.dtype == torch.float32,
             BLOCK_M=block_m,
