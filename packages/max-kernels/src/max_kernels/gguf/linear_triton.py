@@ -1,8 +1,11 @@
 """Triton `quantized_linear`: weights stay packed in GGUF blocks and are unpacked tile by tile.
 
-Decode batches (M <= 8 rows) run a GEMV kernel that reduces in registers, split along K when there
-are too few output tiles to fill the GPU; larger batches run a GEMM tile kernel on `tl.dot` with the
-weight tile cast to the activation dtype (float32 activations use full-precision dots).
+Decode batches (M <= 8 rows) run a GEMV kernel that walks K whole blocks at a time and reduces in
+registers, split along K when there are too few output tiles to fill the GPU. It reads each block's
+scales once and each 4-bit code byte once (both nibbles); Q4_K multiplies integer codes by the
+activations per 32-value sub-block and applies the sub-block's scale and offset to the sums.
+Larger batches run a GEMM tile kernel on `tl.dot` with the weight tile cast to the activation dtype
+(float32 activations use full-precision dots).
 """
 
 from functools import cache
