@@ -38,3 +38,8 @@ def test_kernel_matches_twin(batch, vocab):
     bitmask = random_bitmask(batch, vocab, seed=vocab)
     expected = apply_token_bitmask_ref(logits.clone(), bitmask)
     assert torch.equal(apply_token_bitmask_triton(logits.clone(), bitmask), expected)
+
+
+def test_rejects_a_bitmask_too_short_for_the_vocabulary():
+    with pytest.raises(ValueError, match=r"int32 \[2, 3\]"):
+        apply_token_bitmask(torch.zeros(2, 65), torch.zeros(2, 2, dtype=torch.int32))

@@ -16,6 +16,11 @@ triton, tl = import_triton()
 def apply_penalties(logits, output_counts, prompt_mask, frequency, presence, repetition) -> torch.Tensor:
     """Penalize `logits[B, V]` in place and return them; `output_counts[B, V]` counts generated
     tokens, `prompt_mask[B, V]` (bool) marks prompt tokens."""
+    if output_counts.shape != logits.shape or prompt_mask.shape != logits.shape:
+        raise ValueError(
+            f"penalty tables must match logits {tuple(logits.shape)}: output_counts "
+            f"{tuple(output_counts.shape)}, prompt_mask {tuple(prompt_mask.shape)}"
+        )
     if use_triton(logits):
         return apply_penalties_triton(logits, output_counts, prompt_mask, frequency, presence, repetition)
     return apply_penalties_ref(logits, output_counts, prompt_mask, frequency, presence, repetition)
