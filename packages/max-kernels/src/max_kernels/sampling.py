@@ -1,4 +1,4 @@
-"""Token sampling for a batch of requests, each with its own parameters, without host syncs.
+"""Token sampling for a batch of requests, each with its own parameters (on the GPU without host syncs).
 
 Per row, in order:
 1. temperature 0 (or below): greedy, the first index of the largest logit;
@@ -70,7 +70,7 @@ def sample(logits, temperature, top_k, top_p, min_p, seeds, steps) -> torch.Tens
 
 
 def sample_ref(logits, temperature, top_k, top_p, min_p, seeds, steps) -> torch.Tensor:
-    """PyTorch twin."""
+    """PyTorch twin, made for the CPU: its top-k / top-p window search reads sizes on the host."""
     batch, vocab = logits.shape
     if batch == 0:
         return torch.empty(0, dtype=torch.int64, device=logits.device)
