@@ -53,8 +53,9 @@ for qtype, block_m, blocks in ((3, 1, 8), (8, 8, 1), (12, 1, 1), (12, 8, 1), (14
     build(_gemv_kernel, {**linear, "out_ptr": "*fp32" if block_m > 1 else "*bf16"},
           {**geometry(qtype), "HAS_BIAS": block_m == 1, "PARTIAL": block_m > 1, "BLOCK_M": block_m,
            "BLOCK_N": 16, "BLOCKS": blocks})
-build(_gemm_kernel, linear,
-      {**geometry(3), "HAS_BIAS": True, "IEEE": False, "BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64})
+for qtype in (3, 8, 12):
+    build(_gemm_kernel, linear,
+          {**geometry(qtype), "HAS_BIAS": True, "IEEE": False, "BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64})
 build(_gemm_kernel, {**linear, "x_ptr": "*fp32", "out_ptr": "*fp32"},
       {**geometry(12), "HAS_BIAS": False, "IEEE": True, "BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64})
 print("compiled")

@@ -5,7 +5,8 @@ registers, split along K when there are too few output tiles to fill the GPU. It
 scales once and each 4-bit code byte once (both nibbles); Q4_K multiplies integer codes by the
 activations per 32-value sub-block and applies the sub-block's scale and offset to the sums.
 Larger batches run a GEMM tile kernel on `tl.dot` with the weight tile cast to the activation dtype
-(float32 activations use full-precision dots).
+(float32 activations use full-precision dots); its Q4_0 / Q4_1 / Q8_0 / Q4_K tiles are decoded
+block-wise the same way, Q6_K value by value.
 """
 
 from functools import cache
@@ -131,15 +132,50 @@ def _gemm_kernel(
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K)
-        k_mask = cols < K
+        if BS == 32:  # Q4_0, Q4_1, Q8_0: whole blocks, scales read once per block
+            blocks = k0 // 32 + tl.arange(0, BLOCK_K // 32)
+            block_mask = (offs_n < N)[:, None, None] & (blocks * 32 < K)[None, :, None]
+            base = offs_n[:, None, None].to(tl.int64) * w_row_bytes + blocks[None, :, None] * TS
+            if QTYPE == 8:  # Q8_0
+                w = block_values(w_ptr, base, tl.arange(0, 32)[None, None, :], block_mask, QTYPE)
+                cols = k0 + tl.arange(0, BLOCK_K)
+            else:  # each code byte read once; the K order becomes (block, i, nibble), x follows it
+                w_lo, w_hi = q4_halves(w_ptr, base, block_mask, QTYPE)
+                w = tl.join(w_lo, w_hi)
+                cols = (
+                    (blocks * 32)[:, None, None] + tl.arange(0, 16)[None, :, None] + 16 * tl.arange(0, 2)[None, None, :]
+                )
+                cols = tl.reshape(cols, [BLOCK_K])
+            w = tl.trans(tl.reshape(w, [BLOCK_N, BLOCK_K]))
+        elif QTYPE == 12:  # Q4_K, 64 values a step: one 32-byte chunk, sub-blocks 2c (low) and 2c + 1 (high)
+            tl.static_assert(BLOCK_K == 64)
+            chunk = (k0 % 256) // 64
+            base = offs_n[:, None].to(tl.int64) * w_row_bytes + (k0 // 256) * 144
+            row_mask = (offs_n < N)[:, None]
+            lane = tl.arange(0, 32)
+            codes = load_byte(w_ptr, base + 16 + chunk * 32 + lane[None, :], row_mask)
+            d_lo, dm_lo = q4_k_sub_block_scales(w_ptr, base, 2 * chunk, row_mask)
+            d_hi, dm_hi = q4_k_sub_block_scales(w_ptr, base, 2 * chunk + 1, row_mask)
+            w_lo = d_lo * (codes & 15).to(tl.float32) - dm_lo
+            w_hi = d_hi * (codes >> 4).to(tl.float32) - dm_hi
+            w = tl.trans(tl.reshape(tl.join(w_lo, w_hi), [BLOCK_N, 64]))
+            cols = k0 + tl.reshape(lane[:, None] + 32 * tl.arange(0, 2)[None, :], [64])
+        else:
+            cols = k0 + tl.arange(0, BLOCK_K)
+            w = weight_values(
+                w_ptr,
+                offs_n[None, :],
+                cols[:, None],
+                w_row_bytes,
+                (cols < K)[:, None] & (offs_n < N)[None, :],
+                QTYPE,
+                BS,
+                TS,
+            )
         x = tl.load(
             x_ptr + offs_m[:, None].to(tl.int64) * stride_xm + cols[None, :],
-            mask=(offs_m < M)[:, None] & k_mask[None, :],
+            mask=(offs_m < M)[:, None] & (cols < K)[None, :],
             other=0.0,
-        )
-        w = weight_values(
-            w_ptr, offs_n[None, :], cols[:, None], w_row_bytes, k_mask[:, None] & (offs_n < N)[None, :], QTYPE, BS, TS
         )
         if IEEE:
             acc = tl.dot(x, w, acc, input_precision="ieee")
