@@ -33,7 +33,7 @@ def build(kernel, types, constants, **options):
 
 
 ints = dict.fromkeys(["vocab", "stride_row", "stride_logits", "stride_counts", "stride_prompt", "stride_mask",
-                      "numel", "cols", "row_bytes", "M", "N", "K", "w_row_bytes", "stride_xm", "k_per_split"], "i32")
+                      "n_blocks", "M", "N", "K", "w_row_bytes", "stride_xm", "k_per_split"], "i32")
 build(_sample_kernel, {**ints, "logits_ptr": "*bf16", "temperature_ptr": "*fp32", "top_k_ptr": "*i64",
       "top_p_ptr": "*fp32", "min_p_ptr": "*fp32", "keys_ptr": "*i32", "out_ptr": "*i64"}, {"BLOCK": 4096})
 build(_penalties_kernel, {**ints, "logits_ptr": "*fp32", "counts_ptr": "*i32", "prompt_ptr": "*u8",
@@ -44,9 +44,9 @@ def geometry(qtype):
     return {"QTYPE": qtype, "BS": values, "TS": size}
 
 
-for qtype in (3, 12):  # Q4_1 and Q4_K: the formats with a multiply then an add
+for qtype, blocks in ((3, 32), (12, 4)):  # Q4_1 and Q4_K: the formats with a multiply then an add
     k = build(_dequantize_kernel, {**ints, "raw_ptr": "*u8", "out_ptr": "*fp32"},
-              {**geometry(qtype), "BLOCK": 1024}, enable_fp_fusion=False)
+              {**geometry(qtype), "BLOCKS": blocks}, enable_fp_fusion=False)
     assert "fma.rn" not in k.asm["ptx"], qtype
 linear = {**ints, "x_ptr": "*bf16", "w_ptr": "*u8", "bias_ptr": "*bf16", "out_ptr": "*bf16"}
 for qtype, block_m, blocks in ((3, 1, 8), (8, 8, 1), (12, 1, 1), (12, 8, 1), (14, 1, 1)):

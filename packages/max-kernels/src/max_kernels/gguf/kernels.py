@@ -1,15 +1,15 @@
-"""Triton kernels that read GGUF blocks in place: element-wise dequantize and the weight tiles of
+"""Triton kernels that read GGUF blocks in place: dequantize, and the weight decoding shared with
 `quantized_linear`.
 
-`block_values` decodes values of whole blocks (the GEMV walks K block by block); `weight_values`
-decodes any (row, column) positions, so tiles need not align with the 32- or 256-value blocks.
+`block_values` decodes values of whole blocks, `q4_halves` both nibbles of Q4_0 / Q4_1 code bytes
+at once; `weight_values` decodes any (row, column) positions, so tiles need not align with blocks.
 `QTYPE` is the GGML type id (see `formats.GGMLType`); `BS` and `TS` its values and bytes per block.
 """
 
 import torch
 
 from max_kernels.dispatch import import_triton
-from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType, row_bytes
+from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType
 
 triton, tl = import_triton()
 
@@ -95,39 +95,37 @@ def weight_values(ptr, row, col, row_bytes, mask, QTYPE: tl.constexpr, BS: tl.co
 
 @triton.jit
 def _dequantize_kernel(
-    raw_ptr,
-    out_ptr,
-    numel,
-    cols,
-    row_bytes,
-    QTYPE: tl.constexpr,
-    BS: tl.constexpr,
-    TS: tl.constexpr,
-    BLOCK: tl.constexpr,
+    raw_ptr, out_ptr, n_blocks, QTYPE: tl.constexpr, BS: tl.constexpr, TS: tl.constexpr, BLOCKS: tl.constexpr
 ):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    w = weight_values(raw_ptr, offs // cols, offs % cols, row_bytes, mask, QTYPE, BS, TS)
-    tl.store(out_ptr + offs, w, mask=mask)
+    """`BLOCKS` blocks per program; rows hold whole blocks, so the tensor is one run of blocks."""
+    block = tl.program_id(0).to(tl.int64) * BLOCKS + tl.arange(0, BLOCKS)
+    mask = (block < n_blocks)[:, None]
+    base = block[:, None] * TS
+    out = out_ptr + block[:, None] * BS
+    if QTYPE == 2 or QTYPE == 3:  # Q4_0, Q4_1: each code byte read once, for values i and 16 + i
+        lo, hi = q4_halves(raw_ptr, base, mask, QTYPE)
+        tl.store(out + tl.arange(0, 16)[None, :], lo, mask=mask)
+        tl.store(out + 16 + tl.arange(0, 16)[None, :], hi, mask=mask)
+    else:
+        w = block_values(raw_ptr, base, tl.arange(0, BS)[None, :], mask, QTYPE)
+        tl.store(out + tl.arange(0, BS)[None, :], w, mask=mask)
 
 
 def dequantize_triton(raw: torch.Tensor, qtype: GGMLType, shape: tuple[int, ...]) -> torch.Tensor:
     """Triton dequantize; fused multiply-add is disabled so results match gguf-py to the bit."""
     out = torch.empty(shape, dtype=torch.float32, device=raw.device)
-    numel = out.numel()
-    if numel:
-        block = 1024
-        values, size = BLOCK_GEOMETRY[qtype]
-        _dequantize_kernel[(triton.cdiv(numel, block),)](
+    values, size = BLOCK_GEOMETRY[qtype]
+    n_blocks = out.numel() // values
+    if n_blocks:
+        blocks = max(1, 1024 // values)
+        _dequantize_kernel[(triton.cdiv(n_blocks, blocks),)](
             raw.reshape(-1),
             out,
-            numel,
-            shape[-1],
-            row_bytes(qtype, shape[-1]),
+            n_blocks,
             QTYPE=int(qtype),
             BS=values,
             TS=size,
-            BLOCK=block,
+            BLOCKS=blocks,
             enable_fp_fusion=False,
         )
     return out
