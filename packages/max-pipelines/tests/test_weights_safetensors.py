@@ -8,6 +8,7 @@ import torch
 from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 from fixtures.tiny_models import make_tiny_model
+from max_config import ConfigError
 from safetensors.torch import load_file, save_file
 
 from max_pipelines.weights.model_loader import load_model
@@ -59,21 +60,21 @@ def _rewrite_weights(folder, edit):
 def test_unknown_tensor_is_named(tmp_path):
     make_tiny_model("llama", tmp_path)
     _rewrite_weights(tmp_path, lambda t: t.update({"model.layers.0.mlp.extra.weight": torch.zeros(2)}))
-    with pytest.raises(ValueError, match=r"model\.layers\.0\.mlp\.extra\.weight"):
+    with pytest.raises(ConfigError, match=r"model\.layers\.0\.mlp\.extra\.weight"):
         load_model(model_files(tmp_path), "cpu", torch.float32)
 
 
 def test_missing_tensor_is_named(tmp_path):
     make_tiny_model("llama", tmp_path)
     _rewrite_weights(tmp_path, lambda t: t.pop("model.norm.weight"))
-    with pytest.raises(ValueError, match=r"no weights for \['model\.norm\.weight'\]"):
+    with pytest.raises(ConfigError, match=r"no weights for \['model\.norm\.weight'\]"):
         load_model(model_files(tmp_path), "cpu", torch.float32)
 
 
 def test_missing_fused_part_is_named(tmp_path):
     make_tiny_model("llama", tmp_path)
     _rewrite_weights(tmp_path, lambda t: t.pop("model.layers.1.self_attn.k_proj.weight"))
-    with pytest.raises(ValueError, match=r"model\.layers\.1\.self_attn\.qkv_proj\.weight"):
+    with pytest.raises(ConfigError, match=r"model\.layers\.1\.self_attn\.qkv_proj\.weight"):
         load_model(model_files(tmp_path), "cpu", torch.float32)
 
 
@@ -81,5 +82,5 @@ def test_wrong_shape_is_named(tmp_path):
     make_tiny_model("llama", tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     files = dataclasses.replace(model_files(tmp_path), config={**config, "intermediate_size": 80})
-    with pytest.raises(ValueError, match=r"down_proj\.weight. has shape \(64, 96\), expected \(64, 80\)"):
+    with pytest.raises(ConfigError, match=r"down_proj\.weight. has shape \(64, 96\), expected \(64, 80\)"):
         load_model(files, "cpu", torch.float32)
