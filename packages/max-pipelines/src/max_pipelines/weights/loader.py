@@ -82,13 +82,15 @@ class WeightLoader:
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}") from None
         if not hasattr(module, attr):
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}")
-        if self.keep_packed and isinstance(module, Linear) and attr == "weight" and isinstance(parts[0], PackedTensor):
+        packed = isinstance(parts[0], PackedTensor)
+        if packed and self.keep_packed and isinstance(module, Linear) and attr == "weight":
             module.set_quantized(self._packed(parts))
         else:
             tensor = torch.cat([self._float(p) for p in parts]) if len(parts) > 1 else self._float(parts[0])
             expected = getattr(module, attr).shape
             if tensor.shape != expected:
-                raise ValueError(f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)}, expected {tuple(expected)}")
+                shape, want = tuple(tensor.shape), tuple(expected)
+                raise ValueError(f"checkpoint tensor {name!r} has shape {shape}, expected {want}")
             setattr(module, attr, nn.Parameter(tensor, requires_grad=False))
         self.loaded.add(name)
 
