@@ -45,7 +45,8 @@ def load_model(
     arch = REGISTRY.get(model_files.architecture)
     dtype = dtype or default_dtype(model_files.encoding, device)
     config = model_files.config
-    max_positions = model_files.context_length or config.get("max_position_embeddings", 4096)
+    # The RoPE table covers the model's own limit and any longer context the config allows.
+    max_positions = max(model_files.context_length or 0, config.get("max_position_embeddings") or 4096)
     with torch.device("meta"):
         model = arch.model_class(config, max_positions)
 
