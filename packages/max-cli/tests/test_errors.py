@@ -91,7 +91,7 @@ def test_unreadable_config_file_and_empty_prompt_file(invoke, tmp_path):
 
 def test_source_of_a_bad_value_is_named(invoke, tmp_path):
     result = invoke("generate", "--print-config", env={"MAX_TOP_P": "7"})
-    check_one_line(result, "--top-p must be a number in [0, 1], got 7.0")
+    check_one_line(result, "--top-p must be a number in [0, 1], got 7.0 (set by env MAX_TOP_P)")
 
 
 def test_real_entry_point_prints_one_line():

@@ -3,10 +3,9 @@
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
-from max_config import ConfigError, GenerateOptions, PipelineConfig, check_supported, generate_flags
-from max_config.validation import config_error
+from max_config import ConfigError, check_supported, generate_flags
+from max_config.generate import build_generate_config
 from max_config.sources import gather
 
 FLAGS = generate_flags()
@@ -26,13 +25,8 @@ def check(tmp_path, text):
     path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
     try:
         settings_ = gather({"config_file": str(path)}, environ={}, flags=FLAGS)
-        generate_keys = {spec.key for spec in FLAGS if spec.group == "generate"}
-        try:
-            GenerateOptions(**{k: v for k, v in settings_.values.items() if k in generate_keys})
-        except ValidationError as exc:
-            raise config_error(exc) from None
-        config = PipelineConfig.from_flat(**{k: v for k, v in settings_.values.items() if k not in generate_keys})
-        check_supported(config, None, FLAGS)
+        config, options = build_generate_config(settings_.values)
+        check_supported(config, options, FLAGS)
     except ConfigError as exc:
         assert "\n" not in str(exc)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from max_config import PipelineConfig, generate_flags
+from max_config import generate_flags
 from max_config.flags import value_of
-from max_config.generate import GENERATE_DEFAULTS, GenerateOptions
+from max_config.generate import build_generate_config
 from max_config.pipeline import GROUPS
 from max_config.sources import gather
 
@@ -60,14 +60,6 @@ def _scalar_sample(spec):
     return text, text
 
 
-def build(values):
-    generate_keys = {spec.key for spec in FLAGS if spec.group == "generate"}
-    options = GenerateOptions(**{k: v for k, v in values.items() if k in generate_keys})
-    pipeline_values = {**GENERATE_DEFAULTS, **{k: v for k, v in values.items() if k not in generate_keys}}
-    config = PipelineConfig.from_flat(**pipeline_values)
-    return config, options
-
-
 def test_every_spec_flag_is_in_the_table():
     names = {spec.name for spec in FLAGS} | {alias for spec in FLAGS for alias in spec.aliases}
     assert len(SPEC_FLAGS) == 118
@@ -101,14 +93,14 @@ def test_flag_value_from_environment_reaches_its_field(spec):
     for key, value in _COMPANIONS.get(spec.key, {}).items():
         environ["MAX_" + key.upper()] = value
     settings = gather({}, environ=environ, flags=FLAGS)
-    config, options = build(settings.values)
+    config, options = build_generate_config(settings.values)
     got = value_of(spec, config, options)
     assert got == expected
     assert settings.sources[spec.key] == f"env {spec.env_var}"
 
 
 def test_defaults_match_the_models():
-    config, options = build({})
+    config, options = build_generate_config({})
     for spec in FLAGS:
         if spec.group == "draft":
             assert config.draft is None

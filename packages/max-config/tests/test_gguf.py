@@ -91,3 +91,24 @@ def test_the_embedded_smollm2_gguf(smollm2_path):
     assert files.encoding is QuantizationEncoding.q4_1
     assert files.chat_template == reader.fields["tokenizer.chat_template"].contents()
     assert files.config["tie_word_embeddings"] is True
+
+
+def test_header_reader_agrees_with_gguf_reader(tmp_path, make_gguf, smollm2_path):
+    from max_config.gguf_header import ArrayLength, read_gguf_header
+
+    for path in (make_gguf(tmp_path / "m.gguf", rope_scaling=("yarn", 2.0, 256)), smollm2_path):
+        metadata, tensors = read_gguf_header(path)
+        reader = gguf.GGUFReader(str(path))
+        assert [(t.name, t.shape, t.type_name) for t in tensors] == [
+            (t.name, tuple(int(d) for d in t.shape), t.tensor_type.name) for t in reader.tensors
+        ]
+        for name, field in reader.fields.items():
+            if name.startswith("GGUF."):
+                continue
+            expected = field.contents()
+            if isinstance(metadata[name], ArrayLength):
+                assert metadata[name].length == len(expected)
+            elif isinstance(expected, float):
+                assert metadata[name] == pytest.approx(expected)
+            else:
+                assert metadata[name] == expected, name

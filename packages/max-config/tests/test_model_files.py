@@ -125,3 +125,19 @@ def test_uncached_hub_repo_is_one_clear_line(tmp_path):
     assert result.returncode != 0
     assert last.startswith("max_config.errors.ConfigError: --model-path someone/not-a-cached-repo: not a local path")
     assert "Hugging Face Hub failed" in last
+
+
+def test_cached_hub_repo_resolves_offline(tmp_path, make_hf_folder, llama_config):
+    commit = "0" * 40
+    repo = tmp_path / "hf" / "hub" / "models--someone--tiny-llama"
+    make_hf_folder(repo / "snapshots" / commit, llama_config, generation_config={"top_k": 20})
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    code = (
+        "from max_config import ModelConfig, resolve_model_files\n"
+        "files = resolve_model_files(ModelConfig(model_path='someone/tiny-llama'))\n"
+        "print(files.root.name, [p.name for p in files.weight_files], files.generation_config['top_k'])\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.stdout.split() == [commit, "['model-00000-of-00001.safetensors']", "20"], result.stderr

@@ -77,3 +77,9 @@ def test_penalty_switch_conflicts():
     with pytest.raises(ConfigError, match="--min-new-tokens is set but --no-enable-min-tokens"):
         PipelineConfig.from_flat(min_new_tokens=2, enable_min_tokens=False)
     PipelineConfig.from_flat(presence_penalty=0.5, enable_penalties=True, min_new_tokens=2)
+
+
+def test_invalid_generation_config_is_blamed_on_the_model_file():
+    with pytest.raises(ConfigError, match="generation_config.json has an invalid value .*--temperature"):
+        PipelineConfig().sampling.to_params({"temperature": 5.0})
+    assert PipelineConfig.from_flat(temperature=0.5).sampling.to_params({"temperature": 5.0}).temperature == 0.5

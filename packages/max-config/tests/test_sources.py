@@ -147,3 +147,9 @@ def test_bad_environment_value_is_a_config_error():
 def test_from_flat_rejects_unknown_keys():
     with pytest.raises(ConfigError, match="unknown setting 'prompt'"):
         PipelineConfig.from_flat(prompt=["hi"])
+
+
+def test_manifest_from_the_environment_is_labelled_so():
+    settings = gather({}, environ={"MAX_MODELS": '{"main": {"max_length": 12}}'}, flags=FLAGS)
+    assert settings.values["max_length"] == 12
+    assert settings.sources["max_length"] == "--models in env MAX_MODELS"

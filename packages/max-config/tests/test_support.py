@@ -38,3 +38,11 @@ def test_image_url_and_supported_settings():
     assert not NOT_SUPPORTED_YET & set(supported)
     # explicit defaults are fine
     check_supported(PipelineConfig.from_flat(data_parallel_degree=1, pipeline_role="prefill_and_decode"), None, FLAGS)
+
+
+def test_more_than_one_device_is_not_supported_yet():
+    from max_config.support import check_device_count
+
+    check_device_count(["cuda:0"], "gpu")
+    with pytest.raises(ConfigError, match=r"^not supported yet: --devices gpu:0,1 \(more than one device\)"):
+        check_device_count(["cuda:0", "cuda:1"], "gpu:0,1")

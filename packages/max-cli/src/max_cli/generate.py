@@ -8,26 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from max_config import (
-    DEFAULT_PROMPT,
-    ConfigError,
-    GenerateOptions,
-    PipelineConfig,
-    check_supported,
-    generate_flags,
-    resolve_pipeline,
-)
-from max_config.generate import GENERATE_DEFAULTS
+from max_config import DEFAULT_PROMPT, ConfigError, GenerateOptions, check_supported, generate_flags, resolve_pipeline
+from max_config.generate import build_generate_config
 from max_config.print_config import render_config
 from max_config.sources import Settings, describe_error, gather
-from max_config.validation import config_error
 
 from .options import given_flags, with_flags
 
 FLAGS = generate_flags()
-_GENERATE_KEYS = {spec.key for spec in FLAGS if spec.group == "generate"}
 
 
 def read_prompts(options: GenerateOptions) -> list[str]:
@@ -46,22 +35,12 @@ def read_prompts(options: GenerateOptions) -> list[str]:
     return prompts or [DEFAULT_PROMPT]
 
 
-def _build(settings: Settings) -> tuple[PipelineConfig, GenerateOptions]:
-    generate_values = {key: value for key, value in settings.values.items() if key in _GENERATE_KEYS}
-    pipeline_values = {**GENERATE_DEFAULTS}
-    pipeline_values.update((key, value) for key, value in settings.values.items() if key not in _GENERATE_KEYS)
-    try:
-        options = GenerateOptions(**generate_values)
-    except ValidationError as exc:
-        raise config_error(exc) from None
-    return PipelineConfig.from_flat(**pipeline_values), options
-
-
 def run(cli_values: dict[str, Any]) -> int:
+    """Validate and resolve the flags the user gave, then print the config or generate."""
     settings = Settings()
     try:
         settings = gather(cli_values, flags=FLAGS)
-        config, options = _build(settings)
+        config, options = build_generate_config(settings.values)
         check_supported(config, options, FLAGS)
         prompts = read_prompts(options)
         resolved = None if config.defer_resolve else resolve_pipeline(config)
@@ -77,11 +56,9 @@ def run(cli_values: dict[str, Any]) -> int:
     return run_generate(config, prompts, params, options.num_warmups)
 
 
+@with_flags(FLAGS)
 @click.command(context_settings={"max_content_width": 120})
 @click.pass_context
 def generate(ctx: click.Context, **values: Any) -> int:
     """Generate text from a model and prompts, without a server."""
     return run(given_flags(ctx, values))
-
-
-with_flags(FLAGS)(generate)

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from .generate import GENERATE_DEFAULTS, GenerateOptions
 from .model import DraftModelConfig
@@ -61,10 +60,7 @@ def _kind(inner: Any, extra: dict[str, Any]) -> tuple[str, tuple[str, ...] | Non
 
 
 def _default(info: FieldInfo) -> Any:
-    if info.default_factory is not None:
-        return info.default_factory()
-    value = info.default
-    assert value is not PydanticUndefined
+    value = info.get_default(call_default_factory=True)
     return value.value if isinstance(value, Enum) else value
 
 
@@ -100,21 +96,19 @@ def spec_for(key: str, group: str, name: str, info: FieldInfo, defaults: dict[st
     )
 
 
-def _model_specs(
-    group: str, model: type[BaseModel], defaults: dict[str, Any], prefix: str = "", only: tuple[str, ...] = ()
-) -> list[FlagSpec]:
-    specs = []
-    for name, info in model.model_fields.items():
-        if only and name not in only or info.json_schema_extra is None:
-            continue
-        specs.append(spec_for(prefix + name, group, name, info, defaults))
-    return specs
+def _model_specs(group: str, model: type[BaseModel], defaults: dict[str, Any], prefix: str = "") -> list[FlagSpec]:
+    """Specs of the fields declared with `setting()` (a group field of PipelineConfig is not one)."""
+    return [
+        spec_for(prefix + name, group, name, info, defaults)
+        for name, info in model.model_fields.items()
+        if info.json_schema_extra is not None
+    ]
 
 
 def pipeline_flags(defaults: dict[str, Any] | None = None) -> list[FlagSpec]:
     """Flags of every `PipelineConfig` setting (what `PipelineConfig.from_flat` accepts)."""
     defaults = defaults or {}
-    specs = _model_specs("pipeline", PipelineConfig, defaults, only=PipelineConfig.TOP_LEVEL)
+    specs = _model_specs("pipeline", PipelineConfig, defaults)
     for group, model in GROUPS.items():
         specs += _model_specs(group, model, defaults)
     specs += _model_specs("draft", DraftModelConfig, defaults, prefix=DRAFT_PREFIX)

@@ -1,8 +1,14 @@
 """Settings of the `max generate` command itself (prompts, warmups, printing)."""
 
-from pydantic import BaseModel, ConfigDict
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .fields import setting
+from .validation import config_error
+
+if TYPE_CHECKING:
+    from .pipeline import PipelineConfig
 
 DEFAULT_PROMPT = "I believe the meaning of life is"
 
@@ -33,3 +39,17 @@ class GenerateOptions(BaseModel):
         "Loads no weights.",
     )
     debug: bool = setting(False, "Show the full traceback of an error.")
+
+
+def build_generate_config(values: dict[str, Any]) -> "tuple[PipelineConfig, GenerateOptions]":
+    """Split flat settings into the command's options and the pipeline config (with generate's defaults)."""
+    from .pipeline import PipelineConfig
+
+    own = {key: value for key, value in values.items() if key in GenerateOptions.model_fields}
+    pipeline_values = {**GENERATE_DEFAULTS}
+    pipeline_values.update((key, value) for key, value in values.items() if key not in own)
+    try:
+        options = GenerateOptions(**own)
+    except ValidationError as exc:
+        raise config_error(exc) from None
+    return PipelineConfig.from_flat(**pipeline_values), options

@@ -1,5 +1,6 @@
 """Read a GGUF file's metadata into an HF-style config (HF key names), without reading the weights."""
 
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,6 +8,7 @@ from typing import Any
 
 from .enums import QuantizationEncoding
 from .errors import ConfigError
+from .gguf_header import ArrayLength, read_gguf_header
 from .quantization import gguf_encoding
 
 # GGUF `general.architecture` -> (HF architectures name, HF model_type).
@@ -53,6 +55,8 @@ class GGUFInfo:
 
 def _scalar(value: Any) -> Any:
     """GGUF arrays of one value per layer collapse to their first value; float32s print as written."""
+    if isinstance(value, ArrayLength):
+        return None
     if isinstance(value, list):
         value = value[0] if value else None
     if isinstance(value, float):
@@ -62,13 +66,10 @@ def _scalar(value: Any) -> Any:
 
 def read_gguf(path: Path) -> GGUFInfo:
     """Metadata, chat template and weight encoding of a GGUF file."""
-    import gguf
-
     try:
-        reader = gguf.GGUFReader(str(path))
-    except Exception as exc:  # the reader raises ValueError, struct.error, IndexError... on bad files
+        fields, tensors = read_gguf_header(path)
+    except (OSError, ValueError, struct.error) as exc:
         raise ConfigError(f"{path}: not a readable GGUF file ({type(exc).__name__}: {exc})") from None
-    fields = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
     arch = fields.get("general.architecture")
     if arch not in GGUF_ARCHITECTURES:
         known = ", ".join(sorted(GGUF_ARCHITECTURES))
@@ -79,12 +80,13 @@ def read_gguf(path: Path) -> GGUFInfo:
         value = _scalar(fields.get(f"{arch}.{suffix}"))
         if value is not None:
             config[key] = value
-    tensor_names = {tensor.name for tensor in reader.tensors}
+    tensor_names = {tensor.name for tensor in tensors}
     config["num_key_value_heads"] = config.get("num_key_value_heads", config.get("num_attention_heads"))
     if "head_dim" not in config and config.get("num_attention_heads"):
         config["head_dim"] = config["hidden_size"] // config["num_attention_heads"]
-    if "vocab_size" not in config and "tokenizer.ggml.tokens" in fields:
-        config["vocab_size"] = len(fields["tokenizer.ggml.tokens"])
+    tokens = fields.get("tokenizer.ggml.tokens")
+    if "vocab_size" not in config and tokens is not None:
+        config["vocab_size"] = tokens.length if isinstance(tokens, ArrayLength) else len(tokens)
     rotary = fields.get(f"{arch}.rope.dimension_count")
     if rotary and config.get("head_dim") and rotary != config["head_dim"]:
         config["partial_rotary_factor"] = rotary / config["head_dim"]
@@ -106,9 +108,7 @@ def read_gguf(path: Path) -> GGUFInfo:
         if fields.get(gguf_key) is not None:
             config[key] = generation_config[key] = fields[gguf_key]
     weight_types = Counter(
-        tensor.tensor_type.name
-        for tensor in reader.tensors
-        if len(tensor.shape) == 2 and tensor.name.endswith(".weight")
+        tensor.type_name for tensor in tensors if len(tensor.shape) == 2 and tensor.name.endswith(".weight")
     )
     return GGUFInfo(
         config=config,

@@ -6,12 +6,18 @@ from typing import Any
 from .flags import FlagSpec, value_of
 from .generate import GenerateOptions
 from .pipeline import GROUPS, PipelineConfig
-from .resolve import GENERATION_CONFIG_KEYS, ResolvedPipeline
+from .resolve import ResolvedPipeline
+from .sampling import GENERATION_CONFIG_KEYS
 from .sampling_params import SamplingParams
 from .sources import DEFAULT, MEMORY_PLAN, MODEL_FILES, Settings
 
 _SECTIONS = ("generate", "pipeline", *GROUPS, "draft")
-_FILLED_BY = {"max_length": MEMORY_PLAN, "max_batch_size": MEMORY_PLAN, "devices": "default (resolved)"}
+_FILLED_BY = {
+    "max_length": MEMORY_PLAN,
+    "max_batch_size": MEMORY_PLAN,
+    "devices": "default (resolved)",
+    "model_path": "default (resolved)",
+}
 
 
 def _line(key: str, value: Any, source: str, indent: str = "  ") -> str:
@@ -46,22 +52,25 @@ def _resolution_lines(resolved: ResolvedPipeline) -> list[str]:
         "chat_template_chars": len(files.chat_template) if files.chat_template else 0,
     }
     lines = ["resolved:"] + [_line(key, value, MODEL_FILES) for key, value in facts.items()]
-    lines.append(_line("devices", [str(device) for device in resolved.devices], "devices"))
     for key in ("kv_dtype", "page_size", "bytes_per_block", "num_blocks", "max_length", "max_batch_size",
                 "kv_budget_bytes", "weights_bytes", "activation_reserve_bytes", "total_memory_bytes"):
         lines.append(_line(key, getattr(plan, key), MEMORY_PLAN))
     return lines
 
 
+def _request_source(key: str, settings: Settings, generation_config: dict[str, Any]) -> str:
+    if key in settings.sources:
+        return settings.sources[key]
+    from_model = key in GENERATION_CONFIG_KEYS and generation_config.get(key) is not None
+    from_model = from_model or key == "temperature" and generation_config.get("do_sample") is False
+    return MODEL_FILES if from_model else DEFAULT
+
+
 def _request_lines(params: SamplingParams, settings: Settings, generation_config: dict[str, Any]) -> list[str]:
     lines = ["request:"]
     for key in params.__dataclass_fields__:
-        source = settings.sources.get(key)
-        if source is None:
-            from_model = key in GENERATION_CONFIG_KEYS and generation_config.get(key) is not None
-            from_model = from_model or key == "temperature" and generation_config.get("do_sample") is False
-            source = MODEL_FILES if from_model else DEFAULT
         value = getattr(params, key)
+        source = _request_source(key, settings, generation_config)
         lines.append(_line(key, list(value) if isinstance(value, tuple) else value, source))
     return lines
 
@@ -76,6 +85,7 @@ def render_config(
 ) -> str:
     """The YAML text printed by `--print-config`."""
     filled = _resolved_values(resolved) if resolved is not None else {}
+    generation_config = resolved.files.generation_config if resolved is not None else {}
     lines = ["# Resolved configuration; each value is followed by its source."]
     for section in _SECTIONS:
         specs = [spec for spec in flags if spec.group == section]
@@ -89,9 +99,11 @@ def render_config(
             if source == DEFAULT and spec.key in filled:
                 value = filled[spec.key]
                 source = _FILLED_BY.get(spec.key, MODEL_FILES)
+            elif value is None and spec.group == "sampling" and spec.field in params.__dataclass_fields__:
+                value = getattr(params, spec.field)  # what the request will use
+                source = _request_source(spec.key, settings, generation_config)
             lines.append(_line(spec.field, value, source))
     if resolved is not None:
         lines += _resolution_lines(resolved)
-    generation_config = resolved.files.generation_config if resolved is not None else {}
     lines += _request_lines(params, settings, generation_config)
     return "\n".join(lines) + "\n"

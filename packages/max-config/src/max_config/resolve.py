@@ -9,13 +9,10 @@ from .errors import ConfigError
 from .memory import MemoryPlan, plan_memory
 from .model_files import ModelFiles, resolve_model_files
 from .pipeline import PipelineConfig
-from .sampling_params import SamplingParams
+from .support import check_device_count
 
 if TYPE_CHECKING:
     import torch
-
-# Request values that the model's generation_config.json may supply.
-GENERATION_CONFIG_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
 
 
 @dataclass(frozen=True)
@@ -25,15 +22,12 @@ class ResolvedPipeline:
     plan: MemoryPlan
     custom_architectures: list[Any]
 
-    def sampling_params(self, config: PipelineConfig) -> SamplingParams:
-        """Request defaults: the settings over the model's generation config."""
-        return config.sampling.to_params(self.files.generation_config)
-
 
 def resolve_pipeline(config: PipelineConfig) -> ResolvedPipeline:
     """Import custom architectures, pick devices, read the model's files and plan memory."""
     custom = load_custom_architectures(config.runtime.custom_architectures)
     devices = resolve_devices(config.model.devices)
+    check_device_count(devices, config.model.devices)
     files = resolve_model_files(config.model)
     plan = plan_memory(config, files, devices[0])
     total = config.runtime.max_batch_total_tokens

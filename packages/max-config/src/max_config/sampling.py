@@ -15,7 +15,13 @@ from .sampling_params import SamplingParams
 _FROM_MODEL = "the model's generation_config, else {}"
 
 # generation_config.json keys that fill request values the user left unset.
-_GENERATION_CONFIG_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+GENERATION_CONFIG_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+
+
+_REQUEST_KEYS = {
+    "temperature", "top_k", "top_p", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty",
+    "max_new_tokens", "min_new_tokens", "ignore_eos", "stop", "stop_token_ids", "detokenize", "seed",
+}
 
 
 class SamplingConfig(BaseModel):
@@ -118,24 +124,16 @@ class SamplingConfig(BaseModel):
 
     def to_params(self, generation_config: dict[str, Any]) -> SamplingParams:
         """The `SamplingParams` of a request: these settings over the model's generation config."""
-        values: dict[str, Any] = {}
-        for key in _GENERATION_CONFIG_KEYS:
-            if generation_config.get(key) is not None:
-                values[key] = generation_config[key]
+        from_model: dict[str, Any] = {
+            key: generation_config[key] for key in GENERATION_CONFIG_KEYS if generation_config.get(key) is not None
+        }
         if generation_config.get("do_sample") is False:
-            values["temperature"] = 0.0
-        explicit = self.model_dump(
-            include={
-                "temperature", "top_k", "top_p", "min_p", "frequency_penalty", "presence_penalty",
-                "repetition_penalty", "max_new_tokens", "min_new_tokens", "ignore_eos", "stop",
-                "stop_token_ids", "detokenize", "seed",
-            },
-            exclude_none=True,
-        )
-        values.update(explicit)
+            from_model["temperature"] = 0.0
+        explicit = self.model_dump(include=_REQUEST_KEYS, exclude_none=True)
+        SamplingParams(**explicit)  # the user's own values first, so their errors name their flags
         try:
-            return SamplingParams(**values)
-        except ConfigError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"generation_config.json holds an invalid sampling value: {exc}") from None
+            return SamplingParams(**{**from_model, **explicit})
+        except (ConfigError, TypeError) as exc:
+            raise ConfigError(
+                f"the model's generation_config.json has an invalid value ({exc}); set that flag to override it"
+            ) from None

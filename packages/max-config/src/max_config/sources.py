@@ -158,13 +158,23 @@ def gather(
         settings.set(key, coerce(known[key], value, known[key].name), FLAG)
     manifest = settings.values.get("models")
     if manifest:
+        where = _via(settings, "models")
         for key, value in manifest_settings(manifest).items():
             if key not in cli:
-                settings.set(key, coerce(known[key], value, f"--models: {key}"), "flag --models")
-    for text in settings.values.get("model_override") or ():
-        key, value = parse_model_override(text)
-        settings.set(key, coerce(known[key], value, f"--model-override {text!r}"), "flag --model-override")
+                settings.set(key, coerce(known[key], value, f"--models: {key}"), where)
+    if settings.values.get("model_override"):
+        where = _via(settings, "model_override")
+        for text in settings.values["model_override"]:
+            key, value = parse_model_override(text)
+            settings.set(key, coerce(known[key], value, f"--model-override {text!r}"), where)
     return settings
+
+
+def _via(settings: Settings, key: str) -> str:
+    """The source label of values that arrive through `--models` or `--model-override`."""
+    flag = "--" + key.replace("_", "-")
+    source = settings.sources[key]
+    return f"flag {flag}" if source == FLAG else f"{flag} in {source}"
 
 
 def describe_error(error: ConfigError, settings: Settings) -> ConfigError:

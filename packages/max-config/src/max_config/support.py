@@ -50,3 +50,9 @@ def check_supported(config: PipelineConfig, options: GenerateOptions | None, fla
             continue
         if value_of(spec, config, options) != spec.default:
             raise ConfigError(f"not supported yet: {spec.name}", key=spec.key)
+
+
+def check_device_count(devices: list, spec: str | None) -> None:
+    """One device per model for now: a multi-GPU --devices fails instead of running on the first only."""
+    if len(devices) > 1:
+        raise ConfigError(f"not supported yet: --devices {spec} (more than one device); pick one, e.g. --devices=gpu:0")
