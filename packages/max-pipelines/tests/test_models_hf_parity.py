@@ -71,3 +71,16 @@ def test_chunked_prefill_mixed_with_decode(variant, tmp_path):
         assert_close(logits[: end - start], hf_logits(hf_model, long_prompt[:end])[start:end])
         assert_close(logits[-1], hf_logits(hf_model, decoded)[-1])
         decoded.append(int(logits[-1].argmax()))
+
+
+def test_float8_kv_cache_stays_close(tmp_path):
+    hf_model = make_tiny_model("qwen3", tmp_path)
+    files = model_files(tmp_path)
+    model = load_model(files, "cpu", torch.float32)
+    runner = PagedRunner(model, files.config, num_seqs=1, kv_dtype=torch.float8_e4m3fn)
+    prompt = [3, 44, 5, 19, 77, 8, 100]
+    logits = runner.step([prompt])
+    ref = hf_logits(hf_model, prompt)
+    assert (logits - ref).abs().max() / ref.abs().max() < 0.1
+    assert (logits - ref).abs().max() > 0  # the float8 round trip did happen
+    assert runner.cache.k_caches[0].dtype == torch.float8_e4m3fn
