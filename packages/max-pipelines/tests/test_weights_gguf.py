@@ -33,7 +33,12 @@ def test_unpermute_inverts_the_converter_on_floats_and_packed_rows():
 
 @pytest.mark.parametrize(
     ("qtype", "tie", "overrides"),
-    [(Q.Q8_0, False, {}), (Q.Q4_0, False, {}), (Q.Q4_1, True, {}), (Q.Q4_0, False, {"attn_v": Q.Q8_0, "ffn_up": Q.Q4_1})],
+    [
+        (Q.Q8_0, False, {}),
+        (Q.Q4_0, False, {}),
+        (Q.Q4_1, True, {}),
+        (Q.Q4_0, False, {"attn_v": Q.Q8_0, "ffn_up": Q.Q4_1}),
+    ],
 )
 def test_tiny_llama_gguf_matches_transformers(qtype, tie, overrides, tmp_path):
     hf_float = make_tiny_model("llama", tmp_path / "hf")

@@ -8,6 +8,7 @@ import torch
 from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 from fixtures.tiny_models import make_tiny_model
+from max_config import ConfigError
 from safetensors.torch import load_file, save_file
 
 from max_pipelines.weights.model_loader import load_model
@@ -35,7 +36,8 @@ def test_bfloat16_cast_runs_close_to_float32(tmp_path):
     files = model_files(tmp_path)
     f32 = load_model(files, "cpu", torch.float32)
     bf16 = load_model(dataclasses.replace(files, encoding="bfloat16"), "cpu")
-    assert all(p.dtype == torch.bfloat16 for p in bf16.parameters())
+    for name, p in bf16.named_parameters():
+        assert p.dtype == (torch.float32 if "norm" in name else torch.bfloat16), name
     prompt = [[4, 9, 33, 7, 100, 12]]
     ref = PagedRunner(f32, files.config, 1).step(prompt)
     ours = PagedRunner(bf16, files.config, 1).step(prompt)
@@ -59,21 +61,21 @@ def _rewrite_weights(folder, edit):
 def test_unknown_tensor_is_named(tmp_path):
     make_tiny_model("llama", tmp_path)
     _rewrite_weights(tmp_path, lambda t: t.update({"model.layers.0.mlp.extra.weight": torch.zeros(2)}))
-    with pytest.raises(ValueError, match=r"model\.layers\.0\.mlp\.extra\.weight"):
+    with pytest.raises(ConfigError, match=r"model\.layers\.0\.mlp\.extra\.weight"):
         load_model(model_files(tmp_path), "cpu", torch.float32)
 
 
 def test_missing_tensor_is_named(tmp_path):
     make_tiny_model("llama", tmp_path)
     _rewrite_weights(tmp_path, lambda t: t.pop("model.norm.weight"))
-    with pytest.raises(ValueError, match=r"no weights for \['model\.norm\.weight'\]"):
+    with pytest.raises(ConfigError, match=r"no weights for \['model\.norm\.weight'\]"):
         load_model(model_files(tmp_path), "cpu", torch.float32)
 
 
 def test_missing_fused_part_is_named(tmp_path):
     make_tiny_model("llama", tmp_path)
     _rewrite_weights(tmp_path, lambda t: t.pop("model.layers.1.self_attn.k_proj.weight"))
-    with pytest.raises(ValueError, match=r"model\.layers\.1\.self_attn\.qkv_proj\.weight"):
+    with pytest.raises(ConfigError, match=r"model\.layers\.1\.self_attn\.qkv_proj\.weight"):
         load_model(model_files(tmp_path), "cpu", torch.float32)
 
 
@@ -81,5 +83,15 @@ def test_wrong_shape_is_named(tmp_path):
     make_tiny_model("llama", tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     files = dataclasses.replace(model_files(tmp_path), config={**config, "intermediate_size": 80})
-    with pytest.raises(ValueError, match=r"down_proj\.weight. has shape \(64, 96\), expected \(64, 80\)"):
+    with pytest.raises(ConfigError, match=r"down_proj\.weight. has shape \(64, 96\), expected \(64, 80\)"):
         load_model(files, "cpu", torch.float32)
+
+
+def test_norm_weights_stay_float32_in_a_bfloat16_model(tmp_path):
+    hf = make_tiny_model("gemma3", tmp_path).to(torch.bfloat16)
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    model = load_model(model_files(tmp_path), "cpu", torch.bfloat16)
+    assert model.model.layers[0].self_attn.qkv_proj.weight.dtype == torch.bfloat16
+    norm = model.model.layers[1].post_feedforward_layernorm.weight
+    assert norm.dtype == torch.float32
+    assert torch.equal(norm, hf.model.layers[1].post_feedforward_layernorm.weight.float() + 1)
