@@ -148,6 +148,7 @@ def run_generate(config: PipelineConfig, prompts: list[str], sampling_params: Sa
             with progress(f"warm-up {i + 1}/{num_warmups}"):
                 warm.append(_run(llm, prompts, sampling_params, show=False))
         run = _run(llm, prompts, sampling_params, show=True)
+        llm.close()
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

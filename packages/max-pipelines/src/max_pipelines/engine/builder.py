@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
 import torch
 
 from max_config import PipelineConfig, resolve_pipeline
-from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
+from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache, create_connector
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
@@ -35,6 +36,15 @@ def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
+def model_fingerprint(files) -> str:
+    """Identity of the weights for KV connectors: encoding, then each file's size and first MiB."""
+    digest = hashlib.sha256(f"{files.architecture}|{files.encoding.value}".encode())
+    for path in files.weight_files:
+        with open(path, "rb") as f:
+            digest.update(f"{path.stat().st_size}|".encode() + f.read(2**20))
+    return digest.hexdigest()
+
+
 def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> EngineParts:
     resolved = resolve_pipeline(config)
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
@@ -52,10 +62,17 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         device=device,
     )
     kv_cache = PagedKVCache(spec, min(plan.num_blocks, num_blocks or plan.num_blocks))
+    kv_config = config.kv_cache
+    connector = None
+    if kv_config.kv_connector.value != "null":
+        connector = create_connector(
+            kv_config.kv_connector.value, kv_config.kv_connector_config, spec, model_fingerprint(files)
+        )
     kv_manager = KVCacheManager(
         kv_cache,
-        enable_prefix_caching=config.kv_cache.enable_prefix_caching,
+        enable_prefix_caching=kv_config.enable_prefix_caching,
         watermark=config.runtime.kvcache_ce_watermark,
+        connector=connector,
     )
     runtime = config.runtime
     scheduler = Scheduler(

@@ -135,6 +135,10 @@ class LLM:
         finally:
             self.release([seq])
 
+    def close(self) -> None:
+        """Flush the KV connector's pending blocks and close it (a no-op without a connector)."""
+        self.kv_manager.close()
+
     def peak_memory(self) -> str:
         """Peak memory so far: CUDA max allocated on a GPU, else the process's peak resident set."""
         device = self.runner.device
