@@ -4,10 +4,11 @@ Each measurement runs in a fresh worker process (so load time and cold start are
 engines alternate run by run. Printed: load time, cold start to first token, TTFT, batch-1 decode
 tok/s, and total tok/s for a batch of prompts, with our ratio to each peer.
 
-    uv run --with llama-cpp-python==0.3.36 python tools/bench_generate.py
-    uv run python tools/bench_generate.py --peers ours,hf --smoke     # quick check, no llama.cpp
+    uv run --with accelerate --with llama-cpp-python==0.3.36 python tools/bench_generate.py
+    uv run --with accelerate python tools/bench_generate.py --peers ours,hf --smoke   # quick, no llama.cpp
 
-llama-cpp-python is not a project dependency (it builds from source); `--with` adds it for this run.
+llama-cpp-python and accelerate (which transformers needs to load a GGUF file) are not project
+dependencies; `--with` adds them for this run.
 """
 
 from __future__ import annotations
@@ -234,6 +235,12 @@ def main() -> None:
         except ImportError:
             print("llama-cpp-python is not installed; run with `uv run --with llama-cpp-python==0.3.36 ...`", file=sys.stderr)
             peers.remove("llamacpp")
+    if "hf" in peers:
+        try:
+            import accelerate  # noqa: F401
+        except ImportError:
+            print("accelerate is not installed (transformers needs it for GGUF); run with `uv run --with accelerate ...`", file=sys.stderr)
+            peers.remove("hf")
     results: dict[str, list[dict]] = {w: [] for w in peers}
     for r in range(args.repeats):
         order = peers if r % 2 == 0 else peers[::-1]
