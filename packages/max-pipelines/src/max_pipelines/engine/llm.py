@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterator
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
+from max_kvcache import KVCacheStats
 from max_pipelines.engine.builder import EngineParts, build_engine
 from max_pipelines.engine.outputs import RequestOutput, StreamDelta
 from max_pipelines.engine.request_state import RequestState
@@ -37,7 +39,24 @@ class LLM:
         self.eos_token_ids = parts.eos_token_ids
         self.echo = parts.enable_echo
         self._states: dict[Sequence, RequestState] = {}
+        # Flushes the KV connector (write-through tiers) on `close`, garbage collection or exit.
+        self._closer = weakref.finalize(self, self.kv_manager.close)
         self.load_seconds = time.perf_counter() - start
+
+    @property
+    def kv_stats(self) -> KVCacheStats:
+        """Prefix-cache tokens (queries, hits, connector hits) and blocks (evictions, connector loads/saves)."""
+        return self.kv_manager.stats
+
+    def close(self) -> None:
+        """Hand pending KV blocks to the connector and close it; later calls do nothing."""
+        self._closer()
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ---- requests -------------------------------------------------------------------------------
 
