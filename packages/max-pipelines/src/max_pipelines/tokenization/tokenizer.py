@@ -1,5 +1,6 @@
 """`load_tokenizer`: the Hugging Face tokenizer of a model, with its chat template.
 
+transformers is imported on first use, so importing this package stays cheap.
 Building a tokenizer from GGUF metadata takes seconds (tens of thousands of tokens and merges
 are parsed in Python), so the built tokenizer is saved once under the cache folder, keyed by
 the file's path, size and modification time, and reloaded from there (a fraction of a second).
@@ -12,9 +13,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import transformers
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def tokenizer_cache_root() -> Path:
@@ -24,6 +26,8 @@ def tokenizer_cache_root() -> Path:
 
 
 def _cache_key(path: Path) -> str:
+    import transformers
+
     stat = path.stat()
     ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
@@ -31,6 +35,8 @@ def _cache_key(path: Path) -> str:
 
 def gguf_tokenizer(path: Path, cache_root: Path | None = None) -> PreTrainedTokenizerBase:
     """The tokenizer described by a GGUF file's metadata, from the cache when it was built before."""
+    from transformers import AutoTokenizer
+
     cached = (cache_root or tokenizer_cache_root()) / _cache_key(path)
     if (cached / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(cached)
@@ -55,6 +61,8 @@ def load_tokenizer(model_files) -> PreTrainedTokenizerBase:
     weight file's metadata. `model_files.chat_template` (the `--chat-template` override or the
     file's own template), when set, replaces the tokenizer's template.
     """
+    from transformers import AutoTokenizer
+
     if model_files.weight_format == "gguf":
         tokenizer = gguf_tokenizer(Path(model_files.weight_files[0]))
     else:
