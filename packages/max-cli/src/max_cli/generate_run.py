@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
 
@@ -102,7 +102,13 @@ def _percentiles(name: str, values: list[float]) -> str:
     return f"{name} p50/p90/p99: {q[49] * 1e3:.2f} / {q[89] * 1e3:.2f} / {q[98] * 1e3:.2f} ms ({len(values)} samples)"
 
 
-def _report(llm, run: RunTimes, params: SamplingParams, warm: list[RunTimes]) -> list[str]:
+def _kv_line(stats, before) -> str:
+    """Prefix tokens the printed run did not recompute: device hits plus blocks loaded from the connector."""
+    hits, connector = stats.hits - before.hits, stats.connector_hits - before.connector_hits
+    return f"KV cache: {hits} prefix tokens reused ({connector} from connector)"
+
+
+def _report(llm, run: RunTimes, params: SamplingParams, warm: list[RunTimes], kv_before) -> list[str]:
     outs = run.outputs
     prompt_tokens = sum(len(o.prompt_token_ids) for o in outs)
     output_tokens = sum(len(o.token_ids) for o in outs)
@@ -122,6 +128,7 @@ def _report(llm, run: RunTimes, params: SamplingParams, warm: list[RunTimes]) ->
             f"Eval throughput: {(output_tokens - len(outs)) / decode_time if decode_time > 0 else float('nan'):.2f} tokens/s",
         ]
     lines.append(f"Peak memory: {llm.peak_memory()}")
+    lines.append(_kv_line(llm.kv_stats, kv_before))
     reasons = [o.stop_reason or "none" for o in outs]
     if params.max_new_tokens is not None:
         reasons = [r + f" (hit --max-new-tokens {params.max_new_tokens})" if r == "max_new_tokens" else r for r in reasons]
@@ -143,14 +150,15 @@ def run_generate(config: PipelineConfig, prompts: list[str], sampling_params: Sa
     try:
         with progress("loading model"):
             llm = LLM.from_config(config)
-        warm = []
-        for i in range(num_warmups):
-            with progress(f"warm-up {i + 1}/{num_warmups}"):
-                warm.append(_run(llm, prompts, sampling_params, show=False))
-        run = _run(llm, prompts, sampling_params, show=True)
-        llm.close()
+        with llm:  # closing flushes the KV connector's write-through tiers
+            warm = []
+            for i in range(num_warmups):
+                with progress(f"warm-up {i + 1}/{num_warmups}"):
+                    warm.append(_run(llm, prompts, sampling_params, show=False))
+            kv_before = replace(llm.kv_stats)
+            run = _run(llm, prompts, sampling_params, show=True)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print("\n".join(_report(llm, run, sampling_params, warm)), file=sys.stderr, flush=True)
+    print("\n".join(_report(llm, run, sampling_params, warm, kv_before)), file=sys.stderr, flush=True)
     return 0

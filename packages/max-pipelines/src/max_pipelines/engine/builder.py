@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
 import torch
 
-from max_config import PipelineConfig, resolve_pipeline
-from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache, create_connector
+from max_config import ConfigError, PipelineConfig, resolve_pipeline
+from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
+from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
@@ -36,13 +36,18 @@ def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
-def model_fingerprint(files) -> str:
-    """Identity of the weights for KV connectors: encoding, then each file's size and first MiB."""
-    digest = hashlib.sha256(f"{files.architecture}|{files.encoding.value}".encode())
-    for path in files.weight_files:
-        with open(path, "rb") as f:
-            digest.update(f"{path.stat().st_size}|".encode() + f.read(2**20))
-    return digest.hexdigest()
+def build_connector(config: PipelineConfig, files, spec: KVCacheSpec) -> KVConnector | None:
+    """The `--kv-connector` tier keyed by the model's fingerprint; None for `null`."""
+    kv = config.kv_cache
+    name = kv.kv_connector.value
+    if name == "null":
+        return None
+    if not kv.enable_prefix_caching:
+        raise ConfigError(
+            f"--kv-connector {name} needs --enable-prefix-caching (its blocks are keyed by prefix hashes)",
+            key="kv_connector",
+        )
+    return create_connector(name, kv.kv_connector_config, spec, model_fingerprint(files))
 
 
 def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> EngineParts:
@@ -51,8 +56,6 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     if device.type == "cpu":
         # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
-    model = load_model(files, device)
-    tokenizer = load_tokenizer(files)
     spec = KVCacheSpec(
         num_layers=files.num_layers,
         num_kv_heads=files.num_kv_heads,
@@ -61,16 +64,18 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         dtype=plan.kv_dtype,
         device=device,
     )
+    connector = build_connector(config, files, spec)  # before the weights: a bad setting fails fast
+    try:
+        model = load_model(files, device)
+        tokenizer = load_tokenizer(files)
+    except BaseException:
+        if connector is not None:
+            connector.close()
+        raise
     kv_cache = PagedKVCache(spec, min(plan.num_blocks, num_blocks or plan.num_blocks))
-    kv_config = config.kv_cache
-    connector = None
-    if kv_config.kv_connector.value != "null":
-        connector = create_connector(
-            kv_config.kv_connector.value, kv_config.kv_connector_config, spec, model_fingerprint(files)
-        )
     kv_manager = KVCacheManager(
         kv_cache,
-        enable_prefix_caching=kv_config.enable_prefix_caching,
+        enable_prefix_caching=config.kv_cache.enable_prefix_caching,
         watermark=config.runtime.kvcache_ce_watermark,
         connector=connector,
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import resource
 import time
+import weakref
 from collections.abc import Iterator
 
 import torch
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
+from max_kvcache import KVCacheStats
 from max_pipelines.engine.builder import EngineParts, build_engine
 from max_pipelines.engine.outputs import RequestOutput, StreamDelta
 from max_pipelines.engine.request_state import RequestState
@@ -41,7 +43,24 @@ class LLM:
         self.eos_token_ids = parts.eos_token_ids
         self.echo = parts.enable_echo
         self._states: dict[Sequence, RequestState] = {}
+        # Flushes the KV connector (write-through tiers) on `close`, garbage collection or exit.
+        self._closer = weakref.finalize(self, self.kv_manager.close)
         self.load_seconds = time.perf_counter() - start
+
+    @property
+    def kv_stats(self) -> KVCacheStats:
+        """Prefix-cache tokens (queries, hits, connector hits) and blocks (evictions, connector loads/saves)."""
+        return self.kv_manager.stats
+
+    def close(self) -> None:
+        """Hand pending KV blocks to the connector and close it; later calls do nothing."""
+        self._closer()
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ---- requests -------------------------------------------------------------------------------
 
@@ -134,10 +153,6 @@ class LLM:
             yield from state.take_deltas()
         finally:
             self.release([seq])
-
-    def close(self) -> None:
-        """Flush the KV connector's pending blocks and close it (a no-op without a connector)."""
-        self.kv_manager.close()
 
     def peak_memory(self) -> str:
         """Peak memory so far: CUDA max allocated on a GPU, else the process's peak resident set."""
