@@ -5,7 +5,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from max_config import PipelineConfig, SamplingParams
+from max_config import ConfigError, PipelineConfig, SamplingParams
 from max_pipelines import LLM
 
 PROMPTS = [[5, 17, 42, 9, 100, 3, 77], [8, 8, 8, 120, 64, 31, 2, 99, 14, 250, 7, 33, 6, 81, 19, 45, 12], [200, 11, 5]]
@@ -182,3 +182,13 @@ def test_zero_new_tokens_returns_no_tokens(tiny):
     out = llm.generate([PROMPTS[0], PROMPTS[1]], [SamplingParams(max_new_tokens=0), GREEDY])
     assert out[0].token_ids == [] and out[0].text == "" and out[0].stop_reason == "max_new_tokens"
     assert len(out[1].token_ids) == NEW
+
+
+def test_prompt_errors_name_the_flag(tiny):
+    path, _, _ = tiny
+    llm = make_llm(path)
+    with pytest.raises(ConfigError, match="--prompt"):
+        llm.generate([[]], GREEDY)
+    with pytest.raises(ConfigError, match="--max-length 256"):
+        llm.generate([list(range(2, 258))], GREEDY)
+    assert not llm.scheduler.has_unfinished

@@ -75,10 +75,12 @@ class LLM:
     def add_request(self, prompt: str | list[int], params: SamplingParams, use_chat_template: bool = True) -> Sequence:
         """Queue one request; `step()` advances it. `max_new_tokens=0` finishes it at once, with no tokens."""
         ids = self.encode(prompt, use_chat_template)
+        if not ids:
+            raise ConfigError("--prompt: the prompt has no tokens; give some text")
         if len(ids) >= self.max_length:
             raise ConfigError(
-                f"the prompt has {len(ids)} tokens but --max-length is {self.max_length}: "
-                "shorten the prompt or raise --max-length"
+                f"--max-length {self.max_length}: the prompt has {len(ids)} tokens and leaves no room to "
+                "generate; shorten the prompt or raise --max-length"
             )
         seq = Sequence(
             prompt_token_ids=ids,
