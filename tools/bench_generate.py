@@ -4,11 +4,11 @@ Each measurement runs in a fresh worker process (so load time and cold start are
 engines alternate run by run. Printed: load time, cold start to first token, TTFT, batch-1 decode
 tok/s, and total tok/s for a batch of prompts, with our ratio to each peer.
 
-    uv run --with llama-cpp-python==0.3.36 --with accelerate python tools/bench_generate.py
+    uv run --with accelerate --with llama-cpp-python==0.3.36 python tools/bench_generate.py
     uv run --with accelerate python tools/bench_generate.py --peers ours,hf --smoke   # quick, no llama.cpp
 
-llama-cpp-python is not a project dependency (it builds from source), nor is accelerate (transformers
-needs it to load a GGUF file); `--with` adds them for this run.
+llama-cpp-python and accelerate (which transformers needs to load a GGUF file) are not project
+dependencies; `--with` adds them for this run.
 """
 
 from __future__ import annotations
@@ -203,6 +203,7 @@ def spawn(worker: str, args, batch: int) -> dict:
         "--threads", str(args.threads), "--batch", str(batch), "--hf-dtype", args.hf_dtype,
         "--spawn-time", repr(time.time()),
     ]
+    # Passive OpenMP waits for every engine alike: spinning idle threads make a shared CPU far slower.
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(args.threads), OMP_WAIT_POLICY="PASSIVE")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -239,7 +240,7 @@ def main() -> None:
         try:
             import accelerate  # noqa: F401
         except ImportError:
-            print("transformers needs accelerate to load GGUF; run with `uv run --with accelerate ...`", file=sys.stderr)
+            print("accelerate is not installed (transformers needs it for GGUF); run with `uv run --with accelerate ...`", file=sys.stderr)
             peers.remove("hf")
     results: dict[str, list[dict]] = {w: [] for w in peers}
     for r in range(args.repeats):

@@ -17,7 +17,6 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from max_kernels.gguf import (
     GGMLType,
     QuantizedWeight,
@@ -99,8 +98,10 @@ def bench_gpu() -> None:
     big = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
     copy_gbps = 2 * big.numel() / gpu_time_ms(lambda: big.clone()) / 1e6
     print(f"copy bandwidth: {copy_gbps:.0f} GB/s (read + write)\n")
-    print(f"{'shape':>13} {'type':>5} {'dequant GB/s':>13} {'% copy':>7} {'x twin':>7} "
-          f"{'GEMV GB/s':>10} {'% copy':>7} {'x twin':>7}")
+    print(
+        f"{'shape':>13} {'type':>5} {'dequant GB/s':>13} {'% copy':>7} {'x twin':>7} "
+        f"{'GEMV GB/s':>10} {'% copy':>7} {'x twin':>7}"
+    )
     for out_features, in_features in GPU_SHAPES:
         x = torch.randn(1, in_features, device=device, dtype=torch.bfloat16)
         for qtype in QUANTIZED:
@@ -113,8 +114,10 @@ def bench_gpu() -> None:
             gemv_ms = gpu_time_ms(lambda: quantized_linear_triton(x, weight))
             gemv_twin = gpu_time_ms(lambda: F.linear(x, dequantize_ref(data, qtype, shape).to(x.dtype)))
             gemv_gbps = data.numel() / gemv_ms / 1e6
-            print(f"{out_features:>6}x{in_features:<6} {qtype.name:>5} {deq_gbps:13.0f} {deq_gbps / copy_gbps:7.0%} "
-                  f"{deq_twin / deq_ms:7.1f} {gemv_gbps:10.0f} {gemv_gbps / copy_gbps:7.0%} {gemv_twin / gemv_ms:7.1f}")
+            print(
+                f"{out_features:>6}x{in_features:<6} {qtype.name:>5} {deq_gbps:13.0f} {deq_gbps / copy_gbps:7.0%} "
+                f"{deq_twin / deq_ms:7.1f} {gemv_gbps:10.0f} {gemv_gbps / copy_gbps:7.0%} {gemv_twin / gemv_ms:7.1f}"
+            )
     vocab = 128256
     print(f"\nsampler, vocab {vocab}: kernel ms (x twin on the GPU)")
     for batch in (1, 64):

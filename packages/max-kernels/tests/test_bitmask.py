@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from max_kernels.bitmask import apply_token_bitmask, apply_token_bitmask_ref, apply_token_bitmask_triton
 from max_kernels.sampling import apply_token_bitmask as exported
 
@@ -39,3 +38,8 @@ def test_kernel_matches_twin(batch, vocab):
     bitmask = random_bitmask(batch, vocab, seed=vocab)
     expected = apply_token_bitmask_ref(logits.clone(), bitmask)
     assert torch.equal(apply_token_bitmask_triton(logits.clone(), bitmask), expected)
+
+
+def test_rejects_a_bitmask_too_short_for_the_vocabulary():
+    with pytest.raises(ValueError, match=r"int32 \[2, 3\]"):
+        apply_token_bitmask(torch.zeros(2, 65), torch.zeros(2, 2, dtype=torch.int32))

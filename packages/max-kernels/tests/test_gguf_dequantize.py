@@ -6,8 +6,7 @@ import gguf
 import numpy as np
 import pytest
 import torch
-
-from max_kernels.gguf import GGMLType, dequantize, dequantize_ref, dequantize_triton
+from max_kernels.gguf import GGMLType, dequantize, dequantize_triton
 from max_kernels.gguf.synthetic import random_blocks
 
 QUANTIZED = [GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K]
@@ -43,8 +42,9 @@ def test_twin_matches_gguf_on_quantized_values(qtype):
 @pytest.mark.parametrize("qtype", [GGMLType.F32, GGMLType.F16, GGMLType.BF16])
 def test_float_types_pass_through(qtype):
     raw = random_blocks(qtype, (3, 5))
-    expected = raw.view({GGMLType.F32: torch.float32, GGMLType.F16: torch.float16,
-                         GGMLType.BF16: torch.bfloat16}[qtype]).double()
+    expected = raw.view(
+        {GGMLType.F32: torch.float32, GGMLType.F16: torch.float16, GGMLType.BF16: torch.bfloat16}[qtype]
+    ).double()
     out = dequantize(raw, qtype, (3, 5))
     assert out.dtype == torch.float32
     torch.testing.assert_close(out.double(), expected, rtol=0, atol=0)

@@ -6,7 +6,6 @@ import gguf
 import numpy as np
 import pytest
 import torch
-
 from max_kernels.gguf import GGMLType, QuantizedWeight, dequantize_ref, quantized_linear, quantized_linear_triton
 from max_kernels.gguf.synthetic import random_blocks
 
@@ -94,7 +93,6 @@ def test_weight_checks_its_bytes():
         QuantizedWeight(GGMLType.Q4_0, torch.zeros(35, dtype=torch.uint8), (2, 32))
     with pytest.raises(ValueError, match="2-D"):
         QuantizedWeight(GGMLType.Q4_0, torch.zeros(18, dtype=torch.uint8), (32,))
-
 
 
 @pytest.fixture(scope="module")

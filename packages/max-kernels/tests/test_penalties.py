@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from max_kernels.penalties import apply_penalties, apply_penalties_ref, apply_penalties_triton
 from max_kernels.sampling import apply_penalties as exported
 
@@ -57,3 +56,9 @@ def test_kernel_matches_twin(batch, vocab):
     expected = apply_penalties_ref(inputs[0].clone(), *inputs[1:])
     actual = apply_penalties_triton(inputs[0].clone(), *inputs[1:])
     torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_rejects_tables_of_another_shape():
+    logits, counts, prompt_mask, frequency, presence, repetition = make_inputs(2, 30)
+    with pytest.raises(ValueError, match="penalty tables"):
+        apply_penalties(logits, counts[:, :29], prompt_mask, frequency, presence, repetition)

@@ -5,18 +5,22 @@ import math
 
 import pytest
 import torch
-
 from max_kernels.sampling import sample, sample_ref, sample_triton, uniform_noise
 
 
 def params(batch, temperature=1.0, top_k=-1, top_p=1.0, min_p=0.0, seed=0, step=0):
     """Per-row parameter tensors; scalars are broadcast, seeds differ per row."""
+
     def col(value, dtype):
         return torch.as_tensor(value, dtype=dtype).expand(batch).clone()
+
     return dict(
-        temperature=col(temperature, torch.float32), top_k=col(top_k, torch.int32),
-        top_p=col(top_p, torch.float32), min_p=col(min_p, torch.float32),
-        seeds=col(seed, torch.int64) + torch.arange(batch), steps=col(step, torch.int64),
+        temperature=col(temperature, torch.float32),
+        top_k=col(top_k, torch.int32),
+        top_p=col(top_p, torch.float32),
+        min_p=col(min_p, torch.float32),
+        seeds=col(seed, torch.int64) + torch.arange(batch),
+        steps=col(step, torch.int64),
     )
 
 
@@ -84,12 +88,19 @@ def test_filtered_tokens_are_never_drawn(top_k, top_p, min_p):
 def test_a_draw_does_not_depend_on_the_batch():
     torch.manual_seed(2)
     logits = torch.randn(6, 500) * 2
-    p = params(6, temperature=[1.0, 0.5, 0.0, 1.2, 0.8, 1.0], top_k=[-1, 10, 1, 0, 40, 100],
-               top_p=[1.0, 0.9, 1.0, 0.5, 1.0, 0.95], min_p=[0.0, 0.0, 0.0, 0.0, 0.1, 0.0], seed=11, step=4)
+    p = params(
+        6,
+        temperature=[1.0, 0.5, 0.0, 1.2, 0.8, 1.0],
+        top_k=[-1, 10, 1, 0, 40, 100],
+        top_p=[1.0, 0.9, 1.0, 0.5, 1.0, 0.95],
+        min_p=[0.0, 0.0, 0.0, 0.0, 0.1, 0.0],
+        seed=11,
+        step=4,
+    )
     batched = sample(logits, **p)
     for row in range(6):
-        alone = {name: value[row:row + 1] for name, value in p.items()}
-        assert sample(logits[row:row + 1], **alone) == batched[row]
+        alone = {name: value[row : row + 1] for name, value in p.items()}
+        assert sample(logits[row : row + 1], **alone) == batched[row]
     reversed_p = {name: value.flip(0) for name, value in p.items()}
     assert torch.equal(sample(logits.flip(0), **reversed_p), batched.flip(0))
 
@@ -124,8 +135,15 @@ def test_kernel_matches_twin(batch, vocab):
     logits = torch.randn(batch, vocab) * 2
     if vocab > 1:
         logits[0, vocab // 2] = float("-inf")  # a masked token
-    p = params(batch, temperature=torch.rand(batch) + 0.3, top_k=torch.randint(-1, 20, (batch,)),
-               top_p=torch.rand(batch) * 0.5 + 0.5, min_p=torch.rand(batch) * 0.1, seed=3, step=9)
+    p = params(
+        batch,
+        temperature=torch.rand(batch) + 0.3,
+        top_k=torch.randint(-1, 20, (batch,)),
+        top_p=torch.rand(batch) * 0.5 + 0.5,
+        min_p=torch.rand(batch) * 0.1,
+        seed=3,
+        step=9,
+    )
     assert torch.equal(sample_triton(logits, **p), sample_ref(logits, **p))
 
 

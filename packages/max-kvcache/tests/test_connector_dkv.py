@@ -54,8 +54,8 @@ def _spec(fmt="float32"):
     return KVCacheSpec(num_layers=2, num_kv_heads=2, head_dim=8, page_size=4, dtype=fmt)
 
 
-def _manager(spec, url, fingerprint="model-a"):
-    connector = create_connector("dkv", {"url": url, "timeout_s": 0.5}, spec, fingerprint)
+def _manager(spec, url, fingerprint="model-a", retry_s=5.0):
+    connector = create_connector("dkv", {"url": url, "timeout_s": 0.5, "retry_s": retry_s}, spec, fingerprint)
     return KVCacheManager(PagedKVCache(spec, 16), connector=connector)
 
 
@@ -105,5 +105,10 @@ def test_generation_goes_on_when_the_server_goes_away(redis_url, make_request, p
     fresh = _manager(spec, url)
     b = make_request("b", list(range(100, 109)))
     assert prefill(fresh, b) == 0  # lookup fails: a miss, recomputed
-    fresh.free(b)
-    assert manager.connector.stats.errors == 1 and fresh.connector.stats.errors == 2
+    fresh.free(b)  # within retry_s of the failure: the save is not even tried
+    assert manager.connector.stats.errors == 1 and fresh.connector.stats.errors == 1
+    eager = _manager(spec, url, retry_s=0.0)
+    c = make_request("c", list(range(200, 209)))
+    assert prefill(eager, c) == 0
+    eager.free(c)
+    assert eager.connector.stats.errors == 2 and eager.connector.stats.saves == 0

@@ -1,11 +1,13 @@
 import importlib.util
+import os
+from pathlib import Path
 
 import pytest
 import torch
 
-from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
+from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache, hash_request_blocks
 from max_kvcache.connectors import create_connector
-from max_kvcache.connectors.record import encode_block
+from max_kvcache.connectors.record import RECORD_OVERHEAD, encode_block
 from max_config.errors import ConfigError
 
 FORMATS = ["float32", "bfloat16", "float8_e4m3fn"]
@@ -170,7 +172,7 @@ def test_damaged_block_files_are_skipped_counted_and_recomputed(damage, tmp_path
 
 def test_disk_budget_evicts_oldest_files(tmp_path, make_request, prefill):
     spec = _spec()
-    record_bytes = spec.packed_block_bytes + 52
+    record_bytes = spec.packed_block_bytes + RECORD_OVERHEAD
     connector = _tiered(spec, tmp_path, disk_bytes=3 * record_bytes)
     manager = _manager(spec, connector)
     req = make_request("a", list(range(21)))  # five full blocks
@@ -179,3 +181,54 @@ def test_disk_budget_evicts_oldest_files(tmp_path, make_request, prefill):
     connector.flush()
     assert len(list(tmp_path.rglob("*.kvb"))) == 3 and connector.disk.total_bytes == 3 * record_bytes
     assert connector.stats.evictions >= 2
+
+
+def test_tiered_without_a_directory_uses_a_temporary_one(make_request, prefill):
+    spec = _spec()
+    connector = create_connector("tiered", {"host_bytes": 2 * spec.packed_block_bytes}, spec)
+    manager = _manager(spec, connector)
+    req = make_request("a", list(range(9)))
+    prefill(manager, req)
+    manager.free(req)
+    connector.flush()
+    directory = Path(connector.directory)
+    assert len(list(directory.rglob("*.kvb"))) == 2
+    manager.close()
+    assert not directory.exists()
+
+
+def test_manager_close_hands_pending_blocks_to_the_connector(tmp_path, make_request, prefill):
+    spec = _spec()
+    connector = _tiered(spec, tmp_path)
+    manager = _manager(spec, connector)
+    prefill(manager, make_request("a", list(range(9))))  # still running: its blocks wait for the next step
+    assert connector.stats.saves == 0
+    manager.close()
+    assert connector.stats.saves == 2 and len(list(tmp_path.rglob("*.kvb"))) == 2
+
+
+def test_disk_lru_order_survives_the_process(tmp_path, make_request, prefill):
+    """A block read by one process is kept, and an older unread one evicted, by the next process."""
+    spec = _spec()
+    record_bytes = spec.packed_block_bytes + RECORD_OVERHEAD
+    first = _tiered(spec, tmp_path)
+    manager = _manager(spec, first)
+    for name, base in (("a", 0), ("b", 100)):
+        req = make_request(name, list(range(base, base + 5)))
+        prefill(manager, req)
+        manager.free(req)
+    first.close()
+    a_hash = first.disk.path(hash_request_blocks(list(range(4)), 4)[0])
+    b_hash = first.disk.path(hash_request_blocks(list(range(100, 104)), 4)[0])
+    os.utime(a_hash, (1, 1))  # a was written long ago ...
+    os.utime(b_hash, (2, 2))
+    reader = _tiered(spec, tmp_path)
+    assert _manager(spec, reader).get_computed_tokens(make_request("a2", list(range(5)))) == 4  # ... but read now
+    reader.close()
+    third = _tiered(spec, tmp_path, disk_bytes=2 * record_bytes)
+    fresh = _manager(spec, third)
+    c = make_request("c", list(range(200, 205)))
+    prefill(fresh, c)
+    fresh.free(c)
+    third.flush()
+    assert a_hash.exists() and not b_hash.exists()

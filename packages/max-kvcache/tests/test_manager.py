@@ -21,6 +21,8 @@ def test_second_request_hits_the_shared_full_blocks(make_request):
     b = make_request("b", list(range(8)) + [50, 51, 52])
     assert manager.get_computed_tokens(b) == 8
     assert manager.block_ids(b) == manager.block_ids(a)[:2]
+    b.num_computed_tokens = 8
+    assert manager.allocate_slots(b, 3)
     assert manager.stats.hits == 8 and manager.stats.queries == 21
 
 
@@ -117,3 +119,17 @@ def test_hit_serves_the_kv_written_by_the_first_request(make_request):
     hit = manager.get_computed_tokens(b)
     k, v = cache.gather_tokens(0, manager.block_ids(b), hit)
     assert torch.equal(k, key[:8]) and torch.equal(v, value[:8])
+
+
+def test_shared_system_prompt_hit_accounting(make_request):
+    spec = KVCacheSpec(num_layers=1, num_kv_heads=1, head_dim=8, page_size=16)
+    manager = KVCacheManager(spec, num_blocks=300)
+    system = list(range(2000))
+    _admit(manager, make_request("a", system + [5000, 5001]))
+    b = make_request("b", system + [6000, 6001, 6002])
+    assert manager.get_computed_tokens(b) == 2000  # 125 full blocks
+    assert manager.stats.queries == 2002 and manager.stats.hits == 0  # b is not admitted yet
+    assert manager.get_computed_tokens(b) == 2000  # a retry is not counted twice
+    assert manager.allocate_slots(b, 3)
+    assert manager.stats.queries == 2002 + 2003 and manager.stats.hits == 2000
+    assert manager.stats.hit_rate == pytest.approx(2000 / 4005)

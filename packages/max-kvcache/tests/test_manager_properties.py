@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache, build_slot_mapping
+from max_kvcache.connectors import create_connector
 
 SPEC = KVCacheSpec(num_layers=1, num_kv_heads=1, head_dim=2, page_size=2, dtype="float32")
 NUM_BLOCKS = 10
@@ -111,3 +112,21 @@ class ManagerMachine(RuleBasedStateMachine):
 
 ManagerMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestManagerMachine = ManagerMachine.TestCase
+
+
+class ManagerWithHostTierMachine(ManagerMachine):
+    """The same sequences with a small host tier behind the device: loaded blocks must be exact too."""
+
+    def __init__(self):
+        super().__init__()
+        connector = create_connector("local", {"host_bytes": 4 * SPEC.packed_block_bytes}, SPEC)
+        self.manager = KVCacheManager(self.cache, watermark=1.0, connector=connector)
+
+    def teardown(self):
+        super().teardown()
+        stats = self.manager.stats
+        assert stats.connector_loads <= self.manager.connector.stats.hits
+
+
+ManagerWithHostTierMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+TestManagerWithHostTierMachine = ManagerWithHostTierMachine.TestCase

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from max_kvcache import KVCacheSpec, PagedKVCache, build_block_tables, build_slot_mapping
+from max_kvcache.paged_cache import scatter_rows
 
 FORMATS = ["float32", "bfloat16", "float8_e4m3fn"]
 
@@ -84,3 +85,12 @@ def test_block_tables_pad_with_the_null_block():
     assert build_block_tables([[1, 2, 3], [4]]).shape == (2, 3)
     with pytest.raises(ValueError):
         build_block_tables([[1, 2, 3]], width=2)
+
+
+def test_scatter_rows_matches_index_copy():
+    src = torch.arange(6 * 5, dtype=torch.float32).reshape(6, 5)
+    index = [7, 8, 9, 2, 4, 5]  # runs of 3, 1 and 2
+    ours, reference = torch.zeros(10, 5), torch.zeros(10, 5)
+    scatter_rows(ours, index, src)
+    reference.index_copy_(0, torch.tensor(index), src)
+    assert torch.equal(ours, reference)

@@ -72,3 +72,20 @@ def test_earliest_of_several_stop_strings_wins(tok):
     ids, deltas, d = stream(tok, text, stop=["delta", "beta"])
     assert d.stopped
     assert "".join(deltas) == "alpha "
+
+
+def test_sentencepiece_style_leading_spaces_survive_token_by_token_decoding():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<s>": 0, "</s>": 1} | {c: i + 2 for i, c in enumerate("▁abcdefghijklmnopqrstuvwxyz")}
+    raw = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    raw.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    raw.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>")
+    prompt, ids = tok.encode("so"), tok.encode("the cat sat")
+    # Decoding one token at a time loses the spaces (a leading "▁" is dropped by the decoder).
+    assert "".join(tok.decode([i]) for i in ids) == "thecatsat"
+    d = IncrementalDetokenizer(tok, prompt, ())
+    out = "".join(d.add_token(i) for i in ids) + d.finish()
+    assert out == tok.decode(prompt + ids)[len(tok.decode(prompt)) :] == " the cat sat"

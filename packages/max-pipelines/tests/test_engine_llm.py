@@ -5,7 +5,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from max_config import PipelineConfig, SamplingParams
+from max_config import ConfigError, PipelineConfig, SamplingParams
 from max_pipelines import LLM
 
 PROMPTS = [[5, 17, 42, 9, 100, 3, 77], [8, 8, 8, 120, 64, 31, 2, 99, 14, 250, 7, 33, 6, 81, 19, 45, 12], [200, 11, 5]]
@@ -83,7 +83,7 @@ def test_greedy_batch_matches_hf_and_one_at_a_time(arch, request):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(enable_prefix_caching=False),
+        dict(enable_prefix_caching=False, kv_cache_page_size=16),
         dict(max_batch_input_tokens=4),
         dict(max_batch_input_tokens=5, enable_chunked_prefill=False, kv_cache_page_size=1),
         dict(kv_cache_page_size=128, enable_in_flight_batching=True),
@@ -139,3 +139,56 @@ def test_echo_prompt_logprobs_match_hf(tiny):
         logits = model(torch.tensor([prompt])).logits[0].double()
     expected = torch.log_softmax(logits, -1)[torch.arange(len(prompt) - 1), torch.tensor(prompt[1:])]
     assert out.prompt_logprobs == pytest.approx(expected.tolist(), abs=1e-3)
+
+
+def test_stop_string_cuts_the_text_and_ends_the_request(tiny):
+    path, ref, _ = tiny
+    llm = make_llm(path)
+    long = SamplingParams(temperature=0.0, max_new_tokens=12, ignore_eos=True)
+    full = llm.generate(["hi"], long, use_chat_template=False)[0]
+    stop = full.text[3:5]
+    cut = full.text[: full.text.index(stop)]
+    params = SamplingParams(temperature=0.0, max_new_tokens=12, ignore_eos=True, stop=(stop,))
+    out = llm.generate(["hi"], params, use_chat_template=False)[0]
+    assert out.stop_reason == "stop_string"
+    assert out.text == cut
+    assert len(out.token_ids) < 12
+    assert "".join(d.text for d in llm.stream("hi", params, use_chat_template=False)) == cut
+
+
+def test_context_limit_stops_with_max_length(tiny):
+    path, ref, _ = tiny
+    llm = LLM(model=str(path), devices="cpu", max_length=10)
+    out = llm.generate([PROMPTS[0]], SamplingParams(temperature=0.0, max_new_tokens=50, ignore_eos=True))[0]
+    assert out.stop_reason == "max_length"
+    assert out.token_ids == ref[0][:3]
+
+
+def test_seeded_sampling_does_not_depend_on_the_batch(tiny):
+    path, _, _ = tiny
+    llm = make_llm(path)
+    seeded = SamplingParams(temperature=1.0, top_k=50, max_new_tokens=NEW, ignore_eos=True, seed=7)
+    other = SamplingParams(temperature=0.8, max_new_tokens=NEW + 3, ignore_eos=True)
+    alone = llm.generate([PROMPTS[0]], seeded)[0].token_ids
+    batch = llm.generate([PROMPTS[1], PROMPTS[0], PROMPTS[2]], [other, seeded, other])
+    assert batch[1].token_ids == alone
+    unseeded = [llm.generate([PROMPTS[0]], other)[0].token_ids for _ in range(3)]
+    assert len({tuple(t) for t in unseeded}) > 1
+
+
+def test_zero_new_tokens_returns_no_tokens(tiny):
+    path, _, _ = tiny
+    llm = make_llm(path)
+    out = llm.generate([PROMPTS[0], PROMPTS[1]], [SamplingParams(max_new_tokens=0), GREEDY])
+    assert out[0].token_ids == [] and out[0].text == "" and out[0].stop_reason == "max_new_tokens"
+    assert len(out[1].token_ids) == NEW
+
+
+def test_prompt_errors_name_the_flag(tiny):
+    path, _, _ = tiny
+    llm = make_llm(path)
+    with pytest.raises(ConfigError, match="--prompt"):
+        llm.generate([[]], GREEDY)
+    with pytest.raises(ConfigError, match="--max-length 256"):
+        llm.generate([list(range(2, 258))], GREEDY)
+    assert not llm.scheduler.has_unfinished

@@ -5,9 +5,11 @@ cache, then decoded greedily together; logits at every prompt position and every
 match HF's full-sequence forward within 1e-4 of the logit scale.
 """
 
+import dataclasses
+
 import pytest
 import torch
-from fixtures.model_files import safetensors_model_files
+from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 from fixtures.tiny_models import VARIANTS, make_tiny_model
 
@@ -29,7 +31,7 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor) -> None:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
     hf_model = make_tiny_model(variant, tmp_path)
-    files = safetensors_model_files(tmp_path)
+    files = model_files(tmp_path)
     model = load_model(files, "cpu", torch.float32)
 
     g = torch.Generator().manual_seed(1)
@@ -51,3 +53,52 @@ def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
             ref = hf_logits(hf_model, seq)[-1]
             assert_close(last[i], ref)
             assert int(ref.argmax()) == int(last[i].argmax())
+
+
+@pytest.mark.parametrize("variant", ["gemma3", "mistral"])
+def test_chunked_prefill_mixed_with_decode(variant, tmp_path):
+    """A prompt prefilled in chunks while another sequence decodes in the same batches (sliding windows
+    of 6 tokens make chunk boundaries matter)."""
+    hf_model = make_tiny_model(variant, tmp_path)
+    files = model_files(tmp_path)
+    model = load_model(files, "cpu", torch.float32)
+    runner = PagedRunner(model, files.config, num_seqs=2)
+
+    long_prompt = list(range(10, 27))
+    short = [5, 6, 7]
+    first = runner.step([long_prompt[:7], short])
+    decoded = short + [int(first[-1].argmax())]
+    for start, end in [(7, 12), (12, 17)]:
+        logits = runner.step([long_prompt[start:end], decoded[-1:]])
+        assert_close(logits[: end - start], hf_logits(hf_model, long_prompt[:end])[start:end])
+        assert_close(logits[-1], hf_logits(hf_model, decoded)[-1])
+        decoded.append(int(logits[-1].argmax()))
+
+
+def test_float8_kv_cache_stays_close(tmp_path):
+    hf_model = make_tiny_model("qwen3", tmp_path)
+    files = model_files(tmp_path)
+    model = load_model(files, "cpu", torch.float32)
+    runner = PagedRunner(model, files.config, num_seqs=1, kv_dtype=torch.float8_e4m3fn)
+    prompt = [3, 44, 5, 19, 77, 8, 100]
+    logits = runner.step([prompt])
+    ref = hf_logits(hf_model, prompt)
+    assert (logits - ref).abs().max() / ref.abs().max() < 0.1
+    assert (logits - ref).abs().max() > 0  # the float8 round trip did happen
+    assert runner.cache.k_caches[0].dtype == torch.float8_e4m3fn
+
+
+def test_gemma3_attention_softcap(tmp_path):
+    """transformers' Gemma 3 leaves attn_logit_softcapping unused, but its eager attention takes a
+    `softcap` argument passed through the forward call: that is the reference here."""
+    hf_model = make_tiny_model("gemma3", tmp_path)
+    files = model_files(tmp_path)
+    config = {**files.config, "attn_logit_softcapping": 0.5}
+    model = load_model(dataclasses.replace(files, config=config), "cpu", torch.float32)
+    prompt = [3, 44, 5, 19, 77, 8, 100, 9, 10]
+    ours = PagedRunner(model, config, num_seqs=1).step([prompt])
+    with torch.no_grad():
+        ref = hf_model(torch.tensor([prompt]), softcap=0.5).logits[0]
+        uncapped = hf_model(torch.tensor([prompt])).logits[0]
+    assert (ref - uncapped).abs().max() > 0.1
+    assert_close(ours, ref)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from fixtures.hf_gguf import hf_model_from_gguf
-from fixtures.model_files import gguf_model_files
+from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 
 from max_pipelines.tokenization import apply_chat_template
@@ -64,12 +64,12 @@ def test_chat_template_wraps_one_user_message(tokenizer):
 
 
 def test_smollm2_gguf_matches_transformers(hf_model, tokenizer):
-    config = {**hf_model.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
-    model = load_model(gguf_model_files(GGUF, config, "q4_1"), "cpu", torch.float32)
+    files = model_files(GGUF)
+    model = load_model(files, "cpu", torch.float32)
     assert model.model.layers[0].self_attn.qkv_proj.qweights[0].qtype.name == "Q4_1"
 
     tokens = apply_chat_template(tokenizer, "What is the capital of France?")
-    runner = PagedRunner(model, config, num_seqs=1, page_size=16, max_len=len(tokens) + GREEDY_STEPS)
+    runner = PagedRunner(model, files.config, num_seqs=1, page_size=16, max_len=len(tokens) + GREEDY_STEPS)
     ours = runner.step([tokens])[-1]
     for step in range(GREEDY_STEPS):
         with torch.no_grad():
@@ -85,8 +85,9 @@ def test_smollm2_gguf_matches_transformers(hf_model, tokenizer):
 def test_fast_cpu_path_keeps_transformers_greedy_tokens(hf_model, tokenizer, prompt):
     """The engine's default for packed GGUF weights (bfloat16 matmul inputs) greedy-decodes the
     same tokens as transformers' float32 model; its logits stay within 2e-2 of the logit scale."""
-    config = {**hf_model.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
-    model = load_model(gguf_model_files(GGUF, config, "q4_1"), "cpu", torch.float32, cpu_path="auto")
+    files = model_files(GGUF)
+    config = files.config
+    model = load_model(files, "cpu", torch.float32, cpu_path="auto")
     assert model.model.layers[0].self_attn.qkv_proj.qweights[0].cpu_path == "int4pack"
 
     tokens = apply_chat_template(tokenizer, prompt)

@@ -66,6 +66,16 @@ def test_without_chunked_prefill_a_prompt_waits_for_a_budget_that_holds_it():
     assert [(s is a, n) for s, n, _ in plans[0]] == [(True, 10)]
 
 
+def test_without_chunked_prefill_a_prompt_longer_than_the_budget_runs_alone():
+    sched, _ = make(max_batch_input_tokens=8, enable_chunked_prefill=False)
+    a, b = seq(3), seq(20, start=50)
+    sched.add(a)
+    sched.add(b)
+    plans = run(sched)
+    assert [(s is b, n) for s, n, _ in plans[1]] == [(True, 20)]
+    assert b.num_output_tokens == 4
+
+
 def test_max_batch_size_bounds_running_requests():
     sched, _ = make(max_batch_size=2)
     seqs = [seq(3, start=10 * i) for i in range(5)]
@@ -141,3 +151,49 @@ def test_finish_frees_blocks_for_stop_strings():
     sched.finish(a, "stop_string")
     assert a.is_finished and a.stop_reason == "stop_string"
     assert kv.num_free_blocks == 7 and not sched.has_unfinished
+
+
+def test_random_workloads_keep_the_invariants_and_the_reference_tokens():
+    import random
+
+    rng = random.Random(0)
+    total_preemptions = 0
+    for trial in range(12):
+        prompts = [[rng.randrange(500) for _ in range(rng.randrange(1, 30))] for _ in range(rng.randrange(1, 7))]
+        max_new = [rng.randrange(1, 12) for _ in prompts]
+        cfg = dict(
+            max_batch_size=rng.choice([1, 2, 8]),
+            max_batch_input_tokens=rng.choice([3, 8, 64]),
+            enable_chunked_prefill=rng.random() < 0.7,
+            enable_in_flight_batching=rng.random() < 0.5,
+        )
+
+        def outputs(num_blocks, prefix):
+            sched, kv = make(num_blocks=num_blocks, page=4, prefix=prefix, **cfg)
+            seqs = [Sequence(p, SamplingParams(temperature=0.0), max_new_tokens=m, max_length=1000)
+                    for p, m in zip(prompts, max_new)]
+            for s in seqs:
+                sched.add(s)
+            for _ in range(2000):
+                if not sched.has_unfinished:
+                    break
+                batch = sched.schedule()
+                assert batch.seqs, "no progress"
+                assert len(batch) <= cfg["max_batch_size"] and len(set(batch.seqs)) == len(batch)
+                if len(batch) > 1:
+                    assert batch.num_tokens <= cfg["max_batch_input_tokens"]
+                for s, n in zip(batch.seqs, batch.num_new_tokens):
+                    assert 0 < n <= s.num_tokens - s.num_computed_tokens
+                sched.update(batch, {s: next_token(s) for i, s in enumerate(batch.seqs) if batch.samples(i)})
+            assert not sched.has_unfinished and kv.num_free_blocks == num_blocks - 1
+            return [s.output_token_ids for s in seqs], sched.stats.num_preemptions
+
+        reference, _ = outputs(400, prefix=False)
+        assert [len(r) for r in reference] == max_new
+        # A cache that holds the longest request (and a bit) but not all of them at once.
+        tight = max(-(-(len(p) + m) // 4) for p, m in zip(prompts, max_new)) + 2
+        for prefix in (False, True):
+            got, preemptions = outputs(tight, prefix)
+            assert got == reference, (trial, cfg, prefix)
+            total_preemptions += preemptions
+    assert total_preemptions > 0  # the tight caches really forced recomputation

@@ -1,13 +1,16 @@
 """GGUF loading: llama.cpp's q/k permutation undone, packed blocks kept packed, HF parity."""
 
+import dataclasses
+
 import gguf
 import pytest
 import torch
 from fixtures.hf_gguf import hf_model_from_gguf
-from fixtures.model_files import gguf_model_files
+from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
-from fixtures.tiny_gguf import llama_cpp_permute, write_llama_gguf
+from fixtures.tiny_gguf import llama_cpp_permute, write_float_gguf, write_llama_gguf
 from fixtures.tiny_models import make_tiny_model
+from max_config import QuantizationEncoding
 
 from max_pipelines.weights.gguf import GGUFSource, PackedTensor
 from max_pipelines.weights.mapping import unpermute_llama_qk
@@ -28,22 +31,35 @@ def test_unpermute_inverts_the_converter_on_floats_and_packed_rows():
     assert unpermute_llama_qk("blk.0.attn_v.weight", permuted, config) is permuted
 
 
-@pytest.mark.parametrize(("qtype", "tie"), [(Q.Q8_0, False), (Q.Q4_0, False), (Q.Q4_1, True)])
-def test_tiny_llama_gguf_matches_transformers(qtype, tie, tmp_path):
+@pytest.mark.parametrize(
+    ("qtype", "tie", "overrides"),
+    [
+        (Q.Q8_0, False, {}),
+        (Q.Q4_0, False, {}),
+        (Q.Q4_1, True, {}),
+        (Q.Q4_0, False, {"attn_v": Q.Q8_0, "ffn_up": Q.Q4_1}),
+    ],
+)
+def test_tiny_llama_gguf_matches_transformers(qtype, tie, overrides, tmp_path):
     hf_float = make_tiny_model("llama", tmp_path / "hf")
-    path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", qtype, tie=tie)
+    path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", qtype, tie=tie, overrides=overrides)
     hf_model = hf_model_from_gguf(path)
-    config = {**hf_model.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
-    model = load_model(gguf_model_files(path, config, qtype.name.lower()), "cpu", torch.float32)
+    files = model_files(path)
+    assert files.encoding.value == qtype.name.lower()
+    model = load_model(files, "cpu", torch.float32)
 
     layer = model.model.layers[0]
     assert layer.self_attn.qkv_proj.weight is None
-    assert [q.qtype for q in layer.mlp.gate_up_proj.qweights] == [qtype]
+    # Parts of one type are joined into one packed weight; mixed types stay separate.
+    qkv_types = [qtype, overrides["attn_v"]] if overrides else [qtype]
+    gate_up_types = [qtype, overrides["ffn_up"]] if overrides else [qtype]
+    assert [q.qtype for q in layer.self_attn.qkv_proj.qweights] == qkv_types
+    assert [q.qtype for q in layer.mlp.gate_up_proj.qweights] == gate_up_types
     assert model.model.embed_tokens.weight.dtype == torch.float32
     assert (model.lm_head.weight is model.model.embed_tokens.weight) == tie
 
     prompt = [5, 17, 99, 3, 42, 8, 64]
-    runner = PagedRunner(model, config, num_seqs=1)
+    runner = PagedRunner(model, files.config, num_seqs=1)
     logits = runner.step([prompt])
     tokens = list(prompt)
     for _ in range(6):
@@ -59,9 +75,9 @@ def test_tiny_llama_gguf_matches_transformers(qtype, tie, tmp_path):
 def test_float_encoding_dequantizes_packed_weights(tmp_path):
     hf_float = make_tiny_model("llama", tmp_path / "hf")
     path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", Q.Q8_0)
-    config = {**hf_float.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
-    packed = load_model(gguf_model_files(path, config, "q8_0"), "cpu", torch.float32)
-    floats = load_model(gguf_model_files(path, config, "float32"), "cpu", torch.float32)
+    files = model_files(path)
+    packed = load_model(files, "cpu", torch.float32)
+    floats = load_model(dataclasses.replace(files, encoding=QuantizationEncoding.float32), "cpu", torch.float32)
     proj = floats.model.layers[1].self_attn.qkv_proj
     assert proj.qweights == () and proj.weight.dtype == torch.float32
     x = torch.randn(3, 64)
@@ -92,3 +108,17 @@ def test_tensor_table_reader_agrees_with_gguf_py(tmp_path):
         assert data.numpy().tobytes() == t.data.tobytes()
     assert ours["q"].shape == (4, 64) and ours["q"].data.shape == (4, 40)
     assert ours["f32"].shape == (3, 5) and ours["f16"].dtype == torch.float16
+
+
+@pytest.mark.parametrize("variant", ["gemma3", "mistral", "phi3", "qwen2", "qwen3"])
+def test_llama_cpp_tensor_names_of_each_architecture(variant, tmp_path):
+    """GGUF name mapping per family: a float GGUF written like llama.cpp's converter gives HF's logits."""
+    hf_model = make_tiny_model(variant, tmp_path)
+    path = write_float_gguf(hf_model, tmp_path / "model.gguf")
+    files = dataclasses.replace(model_files(tmp_path), weight_files=(path,), weight_format="gguf")
+    model = load_model(files, "cpu", torch.float32)
+    prompt = [7, 3, 88, 41, 5, 120, 9, 64, 2]
+    ours = PagedRunner(model, files.config, num_seqs=1).step([prompt])
+    with torch.no_grad():
+        ref = hf_model(torch.tensor([prompt])).logits[0]
+    assert (ours - ref).abs().max() / ref.abs().max() < 1e-4

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import resource
 import statistics
 import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-
-import torch
+from dataclasses import dataclass, replace
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
 
@@ -66,10 +63,21 @@ def _print_piece(out, text: str, token_ids: list[int], detokenize: bool) -> None
 def _run(llm, prompts: list[str], params: SamplingParams, show: bool) -> RunTimes:
     """Generate all prompts as one batch; with `show`, stream one prompt or print several in order, labelled."""
     start = time.perf_counter()
+    seqs = []
+    try:
+        for prompt in prompts:
+            seqs.append(llm.add_request(prompt, params))
+        _loop(llm, seqs, params, show)
+    finally:
+        outputs = [llm.output_of(s) for s in seqs]
+        llm.release(seqs)
+    return RunTimes(start, outputs)
+
+
+def _loop(llm, seqs, params: SamplingParams, show: bool) -> None:
     out = sys.stdout
-    seqs = [llm.add_request(p, params) for p in prompts]
     printed = 0
-    single = len(prompts) == 1
+    single = len(seqs) == 1
     while not all(s.is_finished for s in seqs):
         llm.step()
         if not show:
@@ -85,15 +93,6 @@ def _run(llm, prompts: list[str], params: SamplingParams, show: bool) -> RunTime
             out.write("\n")
             out.flush()
             printed += 1
-    outputs = [llm.output_of(s) for s in seqs]
-    llm.release(seqs)
-    return RunTimes(start, outputs)
-
-
-def _peak_memory(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(device) / 2**20:.1f} MiB (device)"
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB (RSS)"
 
 
 def _percentiles(name: str, values: list[float]) -> str:
@@ -103,7 +102,13 @@ def _percentiles(name: str, values: list[float]) -> str:
     return f"{name} p50/p90/p99: {q[49] * 1e3:.2f} / {q[89] * 1e3:.2f} / {q[98] * 1e3:.2f} ms ({len(values)} samples)"
 
 
-def _report(llm, run: RunTimes, params: SamplingParams, warm: list[RunTimes]) -> list[str]:
+def _kv_line(stats, before) -> str:
+    """Prefix tokens the printed run did not recompute: device hits plus blocks loaded from the connector."""
+    hits, connector = stats.hits - before.hits, stats.connector_hits - before.connector_hits
+    return f"KV cache: {hits} prefix tokens reused ({connector} from connector)"
+
+
+def _report(llm, run: RunTimes, params: SamplingParams, warm: list[RunTimes], kv_before) -> list[str]:
     outs = run.outputs
     prompt_tokens = sum(len(o.prompt_token_ids) for o in outs)
     output_tokens = sum(len(o.token_ids) for o in outs)
@@ -122,7 +127,8 @@ def _report(llm, run: RunTimes, params: SamplingParams, warm: list[RunTimes]) ->
             f"Prompt eval throughput: {prompt_tokens / ttft:.2f} tokens/s",
             f"Eval throughput: {(output_tokens - len(outs)) / decode_time if decode_time > 0 else float('nan'):.2f} tokens/s",
         ]
-    lines.append(f"Peak memory: {_peak_memory(llm.runner.device)}")
+    lines.append(f"Peak memory: {llm.peak_memory()}")
+    lines.append(_kv_line(llm.kv_stats, kv_before))
     reasons = [o.stop_reason or "none" for o in outs]
     if params.max_new_tokens is not None:
         reasons = [r + f" (hit --max-new-tokens {params.max_new_tokens})" if r == "max_new_tokens" else r for r in reasons]
@@ -144,13 +150,15 @@ def run_generate(config: PipelineConfig, prompts: list[str], sampling_params: Sa
     try:
         with progress("loading model"):
             llm = LLM.from_config(config)
-        warm = []
-        for i in range(num_warmups):
-            with progress(f"warm-up {i + 1}/{num_warmups}"):
-                warm.append(_run(llm, prompts, sampling_params, show=False))
-        run = _run(llm, prompts, sampling_params, show=True)
+        with llm:  # closing flushes the KV connector's write-through tiers
+            warm = []
+            for i in range(num_warmups):
+                with progress(f"warm-up {i + 1}/{num_warmups}"):
+                    warm.append(_run(llm, prompts, sampling_params, show=False))
+            kv_before = replace(llm.kv_stats)
+            run = _run(llm, prompts, sampling_params, show=True)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print("\n".join(_report(llm, run, sampling_params, warm)), file=sys.stderr, flush=True)
+    print("\n".join(_report(llm, run, sampling_params, warm, kv_before)), file=sys.stderr, flush=True)
     return 0

@@ -2,13 +2,20 @@
 token's logit becomes -inf, in place."""
 
 import torch
-import triton
-import triton.language as tl
+
+from max_kernels.dispatch import import_triton, use_triton
+
+triton, tl = import_triton()
 
 
 def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor) -> torch.Tensor:
     """Mask `logits[B, V]` in place with `bitmask` (int32 [B, ceil(V / 32)]) and return them."""
-    if logits.is_cuda:
+    batch, vocab = logits.shape
+    if bitmask.dtype != torch.int32 or bitmask.shape[0] != batch or bitmask.shape[1] * 32 < vocab:
+        raise ValueError(
+            f"token bitmask must be int32 [{batch}, {(vocab + 31) // 32}], got {bitmask.dtype} {tuple(bitmask.shape)}"
+        )
+    if use_triton(logits):
         return apply_token_bitmask_triton(logits, bitmask)
     return apply_token_bitmask_ref(logits, bitmask)
 

@@ -7,14 +7,21 @@ Repetition is applied first, then frequency and presence. Penalties are per row 
 """
 
 import torch
-import triton
-import triton.language as tl
+
+from max_kernels.dispatch import import_triton, use_triton
+
+triton, tl = import_triton()
 
 
 def apply_penalties(logits, output_counts, prompt_mask, frequency, presence, repetition) -> torch.Tensor:
     """Penalize `logits[B, V]` in place and return them; `output_counts[B, V]` counts generated
     tokens, `prompt_mask[B, V]` (bool) marks prompt tokens."""
-    if logits.is_cuda:
+    if output_counts.shape != logits.shape or prompt_mask.shape != logits.shape:
+        raise ValueError(
+            f"penalty tables must match logits {tuple(logits.shape)}: output_counts "
+            f"{tuple(output_counts.shape)}, prompt_mask {tuple(prompt_mask.shape)}"
+        )
+    if use_triton(logits):
         return apply_penalties_triton(logits, output_counts, prompt_mask, frequency, presence, repetition)
     return apply_penalties_ref(logits, output_counts, prompt_mask, frequency, presence, repetition)
 
@@ -32,8 +39,19 @@ def apply_penalties_ref(logits, output_counts, prompt_mask, frequency, presence,
 
 
 @triton.jit
-def _penalties_kernel(logits_ptr, counts_ptr, prompt_ptr, frequency_ptr, presence_ptr, repetition_ptr,
-                      vocab, stride_logits, stride_counts, stride_prompt, BLOCK: tl.constexpr):
+def _penalties_kernel(
+    logits_ptr,
+    counts_ptr,
+    prompt_ptr,
+    frequency_ptr,
+    presence_ptr,
+    repetition_ptr,
+    vocab,
+    stride_logits,
+    stride_counts,
+    stride_prompt,
+    BLOCK: tl.constexpr,
+):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < vocab
@@ -54,7 +72,16 @@ def apply_penalties_triton(logits, output_counts, prompt_mask, frequency, presen
         block = 1024
         prompt = prompt_mask.view(torch.uint8) if prompt_mask.dtype == torch.bool else prompt_mask
         _penalties_kernel[(batch, triton.cdiv(vocab, block))](
-            logits, output_counts, prompt, frequency, presence, repetition,
-            vocab, logits.stride(0), output_counts.stride(0), prompt.stride(0), BLOCK=block,
+            logits,
+            output_counts,
+            prompt,
+            frequency,
+            presence,
+            repetition,
+            vocab,
+            logits.stride(0),
+            output_counts.stride(0),
+            prompt.stride(0),
+            BLOCK=block,
         )
     return logits

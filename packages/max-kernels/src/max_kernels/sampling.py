@@ -1,4 +1,4 @@
-"""Token sampling for a batch of requests, each with its own parameters, without host syncs.
+"""Token sampling for a batch of requests, each with its own parameters (on the GPU without host syncs).
 
 Per row, in order:
 1. temperature 0 (or below): greedy, the first index of the largest logit;
@@ -14,11 +14,12 @@ The twin and the kernel compute the same hash with the same int32 operations (wr
 """
 
 import torch
-import triton
-import triton.language as tl
 
 from max_kernels.bitmask import apply_token_bitmask
+from max_kernels.dispatch import import_triton, use_triton
 from max_kernels.penalties import apply_penalties
+
+triton, tl = import_triton()
 
 __all__ = ["apply_penalties", "apply_token_bitmask", "sample", "sample_ref", "sample_triton", "uniform_noise"]
 
@@ -63,13 +64,13 @@ def uniform_noise(seeds: torch.Tensor, steps: torch.Tensor, vocab_size: int) -> 
 
 def sample(logits, temperature, top_k, top_p, min_p, seeds, steps) -> torch.Tensor:
     """ids[B] (int64) from logits[B, V]; the other arguments are per-row tensors [B]."""
-    if logits.is_cuda:
+    if use_triton(logits):
         return sample_triton(logits, temperature, top_k, top_p, min_p, seeds, steps)
     return sample_ref(logits, temperature, top_k, top_p, min_p, seeds, steps)
 
 
 def sample_ref(logits, temperature, top_k, top_p, min_p, seeds, steps) -> torch.Tensor:
-    """PyTorch twin."""
+    """PyTorch twin, made for the CPU: its top-k / top-p window search reads sizes on the host."""
     batch, vocab = logits.shape
     if batch == 0:
         return torch.empty(0, dtype=torch.int64, device=logits.device)
@@ -140,8 +141,18 @@ def _probs(logits_ptr, offs, vocab, row_max, temp):
 
 
 @triton.jit
-def _sample_kernel(logits_ptr, temperature_ptr, top_k_ptr, top_p_ptr, min_p_ptr, keys_ptr, out_ptr,
-                   vocab, stride_row, BLOCK: tl.constexpr):
+def _sample_kernel(
+    logits_ptr,
+    temperature_ptr,
+    top_k_ptr,
+    top_p_ptr,
+    min_p_ptr,
+    keys_ptr,
+    out_ptr,
+    vocab,
+    stride_row,
+    BLOCK: tl.constexpr,
+):
     row = tl.program_id(0)
     row_logits = logits_ptr + row.to(tl.int64) * stride_row
     arange = tl.arange(0, BLOCK).to(tl.int64)
@@ -220,6 +231,7 @@ def sample_triton(logits, temperature, top_k, top_p, min_p, seeds, steps) -> tor
             logits = logits.contiguous()
         keys = row_keys(seeds, steps)
         block = min(4096, triton.next_power_of_2(vocab))
-        _sample_kernel[(batch,)](logits, temperature, top_k, top_p, min_p, keys, out,
-                                 vocab, logits.stride(0), BLOCK=block)
+        _sample_kernel[(batch,)](
+            logits, temperature, top_k, top_p, min_p, keys, out, vocab, logits.stride(0), BLOCK=block
+        )
     return out

@@ -55,9 +55,18 @@ def hash_request_blocks(
 ) -> list[BlockHash]:
     """Hashes of every full block of `token_ids`, reusing the already known leading ones."""
     hashes = list(known)
+    first = len(hashes) * page_size
+    end = len(token_ids) // page_size * page_size
+    if end <= first:
+        return hashes
+    packed = memoryview(array("q", token_ids[first:end]).tobytes())
+    step = page_size * packed.itemsize * 8
     parent = hashes[-1] if hashes else NONE_HASH
-    for start in range(len(hashes) * page_size, len(token_ids) - page_size + 1, page_size):
-        keys = extra_keys if start == 0 else ()
-        parent = hash_block_tokens(parent, token_ids[start : start + page_size], keys)
+    for offset in range(0, len(packed), step):
+        h = hashlib.blake2b(parent, digest_size=HASH_BYTES)
+        h.update(packed[offset : offset + step])
+        if extra_keys and first + offset == 0:
+            h.update(_pack_key(tuple(extra_keys)))
+        parent = BlockHash(h.digest())
         hashes.append(parent)
     return hashes

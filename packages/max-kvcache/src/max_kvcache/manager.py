@@ -22,7 +22,7 @@ class KVRequest(Protocol):
 
 @dataclass
 class KVCacheStats:
-    """Token counts over every prefix lookup; block counts for the rest."""
+    """Token counts over the prefix lookups of admitted requests; block counts for the rest."""
 
     queries: int = 0
     hits: int = 0
@@ -46,7 +46,9 @@ class KVCacheManager:
     Lifecycle of a request: `get_computed_tokens` (on admission or re-admission after preemption;
     pins the cached prefix), then `allocate_slots` every step it is scheduled, then `free` when it
     finishes or is preempted. Full blocks are committed to the prefix cache when allocated for
-    their last token; the connector receives them on the request's next call, once written.
+    their last token (so a request batched in the same step can already hit them); the connector
+    receives them on the request's next call, once written. Hence the one rule for a scheduler:
+    never free a request between its `allocate_slots` and the forward pass that writes those slots.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class KVCacheManager:
         self._num_committed: dict[str, int] = {}
         self._pending_saves: dict[str, list[int]] = {}
         self._running: set[str] = set()
+        self._pending_lookup: dict[str, tuple[int, int, int]] = {}
 
     @property
     def usage(self) -> float:
@@ -135,9 +138,7 @@ class KVCacheManager:
             blocks += self._load_from_connector(hashes[num_device:])
         self._blocks[req.request_id] = blocks
         self._num_committed[req.request_id] = len(blocks)
-        self._stats.queries += num_tokens
-        self._stats.hits += len(blocks) * self.page_size
-        self._stats.connector_hits += (len(blocks) - num_device) * self.page_size
+        self._pending_lookup[req.request_id] = (num_tokens, len(blocks), len(blocks) - num_device)
         return len(blocks) * self.page_size
 
     def _load_from_connector(self, hashes: list[BlockHash]) -> list[KVCacheBlock]:
@@ -167,9 +168,19 @@ class KVCacheManager:
             blocks = blocks + self.pool.get_new_blocks(needed)
         self._blocks[rid] = blocks
         self._running.add(rid)
+        self._count_lookup(rid)
         if self.enable_prefix_caching:
             self._commit(req, min(req.num_computed_tokens + num_new_tokens, len(req.all_token_ids)))
         return True
+
+    def _count_lookup(self, rid: str) -> None:
+        """Hit statistics count a lookup once, when its request is admitted (not on every retry)."""
+        lookup = self._pending_lookup.pop(rid, None)
+        if lookup is not None:
+            num_tokens, num_blocks, num_connector = lookup
+            self._stats.queries += num_tokens
+            self._stats.hits += num_blocks * self.page_size
+            self._stats.connector_hits += num_connector * self.page_size
 
     def _commit(self, req: KVRequest, num_tokens: int) -> None:
         """Cache the request's blocks that are full once its first `num_tokens` tokens are computed."""
@@ -197,6 +208,13 @@ class KVCacheManager:
         """Release every block of `req` (finished or preempted); cached ones stay reusable until evicted."""
         self._release(req.request_id)
         self._hashes.pop(req.request_id, None)
+        self._pending_lookup.pop(req.request_id, None)
+
+    def close(self) -> None:
+        """Hand every pending block to the connector and close it (files flushed, connections closed)."""
+        for rid in list(self._pending_saves):
+            self._flush_saves(rid)
+        self.connector.close()
 
     def _release(self, rid: str) -> None:
         self._flush_saves(rid)

@@ -10,6 +10,19 @@ from max_kvcache.spec import FP8_SCALE_DTYPE, KVCacheSpec
 NULL_BLOCK_ID = 0
 
 
+def scatter_rows(dst: torch.Tensor, index: list[int], src: torch.Tensor) -> None:
+    """`dst[index[i]] = src[i]`. On the CPU `index_copy_` is slow for wide rows, so runs of consecutive
+    targets are copied as slices."""
+    if dst.device.type == "cpu":
+        start = 0
+        for end in range(1, len(index) + 1):
+            if end == len(index) or index[end] != index[end - 1] + 1:
+                dst[index[start] : index[start] + end - start].copy_(src[start:end])
+                start = end
+    else:
+        dst.index_copy_(0, torch.as_tensor(index, dtype=torch.int64, device=dst.device), src.to(dst.device))
+
+
 class PagedKVCache:
     """The device tensors of a paged cache. Block 0 is the null block: never handed out, used as padding.
 
@@ -94,12 +107,11 @@ class PagedKVCache:
             raise ValueError(f"expected {(n, self.spec.packed_block_bytes)} bytes, got {tuple(data.shape)}")
         if self.matching_rows(data) != n:
             raise ValueError("packed KV blocks were written with other float8 scales")
-        index = torch.as_tensor(block_ids, dtype=torch.int64, device=self.spec.device)
         data = data.to(self.spec.device)
         start = 0
         for k, v in zip(self.k_caches, self.v_caches):
             for t in (k, v):
                 raw = t.view(torch.uint8)
                 width = raw[0].numel()
-                raw.index_copy_(0, index, data[:, start : start + width].reshape(n, *raw.shape[1:]))
+                scatter_rows(raw, block_ids, data[:, start : start + width].reshape(n, *raw.shape[1:]))
                 start += width

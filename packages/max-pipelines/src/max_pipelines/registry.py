@@ -1,16 +1,15 @@
 """Architecture name (`config.json`'s `architectures[0]`) -> model class and weight name mapping.
 
-A `--custom-architectures` module exposes `ARCHITECTURES: list[SupportedArchitecture]`; each
-entry is registered like the built-in ones (a custom entry may replace a built-in one).
+A `--custom-architectures` module exposes `ARCHITECTURES: list[SupportedArchitecture]`;
+max_config imports it and each entry is registered like the built-in ones (a custom entry may
+replace a built-in one).
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 from dataclasses import dataclass
 
-from max_config.errors import ConfigError
+from max_config import ConfigError
 from torch import nn
 
 from max_pipelines.weights.mapping import GGUF_WEIGHT_MAP, HF_WEIGHT_MAP, WeightMap
@@ -52,24 +51,15 @@ class ArchitectureRegistry:
             )
         return self._architectures[name]
 
-    def load_custom(self, specs: list[str] | tuple[str, ...]) -> None:
-        """Import each `module` or `import/path:module` and register its `ARCHITECTURES`."""
-        for spec in specs:
-            path, sep, module_name = spec.rpartition(":")
-            if sep and path and path not in sys.path:
-                sys.path.insert(0, path)
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError as e:
-                raise ConfigError(f"--custom-architectures: cannot import {spec!r}: {e}") from e
-            archs = getattr(module, "ARCHITECTURES", None)
-            if not isinstance(archs, (list, tuple)) or not all(isinstance(a, SupportedArchitecture) for a in archs):
+    def register_custom(self, architectures: list) -> None:
+        """Register the `ARCHITECTURES` entries that `max_config.load_custom_architectures` imported."""
+        for arch in architectures:
+            if not isinstance(arch, SupportedArchitecture):
                 raise ConfigError(
-                    f"--custom-architectures: module {module_name!r} must expose ARCHITECTURES, "
-                    "a list of max_pipelines.registry.SupportedArchitecture"
+                    f"--custom-architectures: {arch!r} is not a max_pipelines.registry.SupportedArchitecture; "
+                    "ARCHITECTURES must list SupportedArchitecture entries"
                 )
-            for arch in archs:
-                self.register(arch)
+            self.register(arch)
 
 
 def _builtin_registry() -> ArchitectureRegistry:

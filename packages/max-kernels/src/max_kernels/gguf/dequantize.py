@@ -6,6 +6,7 @@ the Triton kernel is launched with floating-point contraction turned off for the
 
 import torch
 
+from max_kernels.dispatch import use_triton
 from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes
 from max_kernels.gguf.kernels import dequantize_triton
 
@@ -17,10 +18,9 @@ def dequantize(raw: torch.Tensor, qtype: "GGMLType | int | str", shape: tuple[in
     expected = packed_bytes(qtype, shape)
     if raw.dtype != torch.uint8 or raw.numel() != expected:
         raise ValueError(
-            f"{qtype.name} tensor of shape {shape} needs {expected} uint8 bytes, "
-            f"got {raw.numel()} of {raw.dtype}"
+            f"{qtype.name} tensor of shape {shape} needs {expected} uint8 bytes, got {raw.numel()} of {raw.dtype}"
         )
-    if raw.is_cuda and qtype not in FLOAT_TYPES:
+    if use_triton(raw) and qtype not in FLOAT_TYPES:
         return dequantize_triton(raw, qtype, shape)
     return dequantize_ref(raw, qtype, shape)
 

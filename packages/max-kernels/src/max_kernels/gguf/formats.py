@@ -46,7 +46,6 @@ BLOCK_GEOMETRY: dict[GGMLType, tuple[int, int]] = {
 }
 
 FLOAT_TYPES = {GGMLType.F32: torch.float32, GGMLType.F16: torch.float16, GGMLType.BF16: torch.bfloat16}
-QUANTIZED_TYPES = frozenset(BLOCK_GEOMETRY) - frozenset(FLOAT_TYPES)
 
 
 def as_ggml_type(qtype: "GGMLType | int | str") -> GGMLType:

@@ -1,72 +1,67 @@
-"""Triton kernels that read GGUF blocks in place: element-wise dequantize and the weight tiles of
+"""Triton kernels that read GGUF blocks in place: dequantize, and the weight decoding shared with
 `quantized_linear`.
 
-`weight_values` returns float32 weights at any (row, column) positions, so tiles need not align with
-the 32- or 256-value blocks; `QTYPE` is the GGML type id (see `formats.GGMLType`).
+`block_values` decodes values of whole blocks, `q4_halves` both nibbles of Q4_0 / Q4_1 code bytes
+at once; `weight_values` decodes any (row, column) positions, so tiles need not align with blocks.
+`QTYPE` is the GGML type id (see `formats.GGMLType`); `BS` and `TS` its values and bytes per block.
 """
 
 import torch
-import triton
-import triton.language as tl
 
-from max_kernels.gguf.formats import GGMLType, row_bytes
+from max_kernels.dispatch import import_triton
+from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType
 
-Q4_0 = tl.constexpr(int(GGMLType.Q4_0))
-Q4_1 = tl.constexpr(int(GGMLType.Q4_1))
-Q8_0 = tl.constexpr(int(GGMLType.Q8_0))
-Q4_K = tl.constexpr(int(GGMLType.Q4_K))
-Q6_K = tl.constexpr(int(GGMLType.Q6_K))
+triton, tl = import_triton()
 
 
 @triton.jit
-def _byte(ptr, offset, mask):
+def load_byte(ptr, offset, mask):
     return tl.load(ptr + offset, mask=mask, other=0).to(tl.int32)
 
 
 @triton.jit
 def _f16(ptr, offset, mask):
-    bits = _byte(ptr, offset, mask) | (_byte(ptr, offset + 1, mask) << 8)
+    bits = load_byte(ptr, offset, mask) | (load_byte(ptr, offset + 1, mask) << 8)
     return bits.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32)
 
 
 @triton.jit
-def weight_values(ptr, row, col, row_bytes, mask, QTYPE: tl.constexpr):
-    """Float32 weights at (`row`, `col`) of a GGUF tensor whose rows are `row_bytes` long."""
-    row_start = row.to(tl.int64) * row_bytes
-    if QTYPE == Q4_0:
-        base = row_start + (col // 32) * 18
-        i = col % 32
-        q = (_byte(ptr, base + 2 + i % 16, mask) >> ((i // 16) * 4)) & 15
+def q4_k_sub_block_scales(ptr, base, j, mask):
+    """Scale and offset (d * sc_j, dmin * m_j) of sub-block `j` of the Q4_K blocks at `base`."""
+    lo = load_byte(ptr, base + 4 + j % 4, mask)
+    mid = load_byte(ptr, base + 8 + j % 4, mask)
+    hi = load_byte(ptr, base + 8 + j, mask)
+    sc = tl.where(j < 4, lo & 63, (hi & 15) | ((lo >> 6) << 4))
+    mn = tl.where(j < 4, mid & 63, (hi >> 4) | ((mid >> 6) << 4))
+    return _f16(ptr, base, mask) * sc.to(tl.float32), _f16(ptr, base + 2, mask) * mn.to(tl.float32)
+
+
+@triton.jit
+def block_values(ptr, base, e, mask, QTYPE: tl.constexpr):
+    """Float32 weights at index `e` of the blocks starting at byte `base` (`mask`ed per block).
+
+    Shapes broadcast: with `base` [..., 1] and `e` [1, ..., BLOCK VALUES], the block scales are read
+    once per block, the codes once per value.
+    """
+    if QTYPE == 2:  # Q4_0
+        q = (load_byte(ptr, base + 2 + e % 16, mask) >> ((e // 16) * 4)) & 15
         w = _f16(ptr, base, mask) * (q - 8).to(tl.float32)
-    elif QTYPE == Q4_1:
-        base = row_start + (col // 32) * 20
-        i = col % 32
-        q = (_byte(ptr, base + 4 + i % 16, mask) >> ((i // 16) * 4)) & 15
+    elif QTYPE == 3:  # Q4_1
+        q = (load_byte(ptr, base + 4 + e % 16, mask) >> ((e // 16) * 4)) & 15
         w = _f16(ptr, base, mask) * q.to(tl.float32) + _f16(ptr, base + 2, mask)
-    elif QTYPE == Q8_0:
-        base = row_start + (col // 32) * 34
-        q = tl.load(ptr + base + 2 + col % 32, mask=mask, other=0).to(tl.int8, bitcast=True)
+    elif QTYPE == 8:  # Q8_0
+        q = tl.load(ptr + base + 2 + e, mask=mask, other=0).to(tl.int8, bitcast=True)
         w = q.to(tl.float32) * _f16(ptr, base, mask)
-    elif QTYPE == Q4_K:
-        base = row_start + (col // 256) * 144
-        e = col % 256
+    elif QTYPE == 12:  # Q4_K
         j = e // 32
-        lo = _byte(ptr, base + 4 + j % 4, mask)
-        mid = _byte(ptr, base + 8 + j % 4, mask)
-        hi = _byte(ptr, base + 8 + j, mask)
-        sc = tl.where(j < 4, lo & 63, (hi & 15) | ((lo >> 6) << 4))
-        mn = tl.where(j < 4, mid & 63, (hi >> 4) | ((mid >> 6) << 4))
-        q = (_byte(ptr, base + 16 + (j // 2) * 32 + e % 32, mask) >> ((j % 2) * 4)) & 15
-        d = _f16(ptr, base, mask) * sc.to(tl.float32)
-        dm = _f16(ptr, base + 2, mask) * mn.to(tl.float32)
+        d, dm = q4_k_sub_block_scales(ptr, base, j, mask)
+        q = (load_byte(ptr, base + 16 + (j // 2) * 32 + e % 32, mask) >> ((j % 2) * 4)) & 15
         w = d * q.to(tl.float32) - dm
     else:
-        tl.static_assert(QTYPE == Q6_K)
-        base = row_start + (col // 256) * 210
-        e = col % 256
+        tl.static_assert(QTYPE == 14)  # Q6_K
         r = e % 128
-        low = (_byte(ptr, base + (e // 128) * 64 + r % 64, mask) >> ((r // 64) * 4)) & 15
-        high = (_byte(ptr, base + 128 + (e // 128) * 32 + r % 32, mask) >> ((r // 32) * 2)) & 3
+        low = (load_byte(ptr, base + (e // 128) * 64 + r % 64, mask) >> ((r // 64) * 4)) & 15
+        high = (load_byte(ptr, base + 128 + (e // 128) * 32 + r % 32, mask) >> ((r // 32) * 2)) & 3
         sc = tl.load(ptr + base + 192 + e // 16, mask=mask, other=0).to(tl.int8, bitcast=True)
         d = _f16(ptr, base + 208, mask) * sc.to(tl.float32)
         w = d * ((low | (high << 4)) - 32).to(tl.float32)
@@ -74,21 +69,63 @@ def weight_values(ptr, row, col, row_bytes, mask, QTYPE: tl.constexpr):
 
 
 @triton.jit
-def _dequantize_kernel(raw_ptr, out_ptr, numel, cols, row_bytes, QTYPE: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    w = weight_values(raw_ptr, offs // cols, offs % cols, row_bytes, mask, QTYPE)
-    tl.store(out_ptr + offs, w, mask=mask)
+def q4_halves(ptr, base, mask, QTYPE: tl.constexpr):
+    """Q4_0 / Q4_1 blocks at byte `base` [..., 1] as their values i and 16 + i ([..., 16] each),
+    decoded from one read of each code byte."""
+    codes = load_byte(ptr, base + 2 * (QTYPE == 3) + 2 + tl.arange(0, 16), mask)
+    d = _f16(ptr, base, mask)
+    if QTYPE == 2:  # Q4_0
+        lo = d * ((codes & 15) - 8).to(tl.float32)
+        hi = d * ((codes >> 4) - 8).to(tl.float32)
+    else:
+        tl.static_assert(QTYPE == 3)  # Q4_1
+        m = _f16(ptr, base + 2, mask)
+        lo = d * (codes & 15).to(tl.float32) + m
+        hi = d * (codes >> 4).to(tl.float32) + m
+    return lo, hi
+
+
+@triton.jit
+def weight_values(ptr, row, col, row_bytes, mask, QTYPE: tl.constexpr, BS: tl.constexpr, TS: tl.constexpr):
+    """Float32 weights at (`row`, `col`) of a GGUF tensor with `row_bytes` rows of `BS`-value,
+    `TS`-byte blocks."""
+    base = row.to(tl.int64) * row_bytes + (col // BS) * TS
+    return block_values(ptr, base, col % BS, mask, QTYPE)
+
+
+@triton.jit
+def _dequantize_kernel(
+    raw_ptr, out_ptr, n_blocks, QTYPE: tl.constexpr, BS: tl.constexpr, TS: tl.constexpr, BLOCKS: tl.constexpr
+):
+    """`BLOCKS` blocks per program; rows hold whole blocks, so the tensor is one run of blocks."""
+    block = tl.program_id(0).to(tl.int64) * BLOCKS + tl.arange(0, BLOCKS)
+    mask = (block < n_blocks)[:, None]
+    base = block[:, None] * TS
+    out = out_ptr + block[:, None] * BS
+    if QTYPE == 2 or QTYPE == 3:  # Q4_0, Q4_1: each code byte read once, for values i and 16 + i
+        lo, hi = q4_halves(raw_ptr, base, mask, QTYPE)
+        tl.store(out + tl.arange(0, 16)[None, :], lo, mask=mask)
+        tl.store(out + 16 + tl.arange(0, 16)[None, :], hi, mask=mask)
+    else:
+        w = block_values(raw_ptr, base, tl.arange(0, BS)[None, :], mask, QTYPE)
+        tl.store(out + tl.arange(0, BS)[None, :], w, mask=mask)
 
 
 def dequantize_triton(raw: torch.Tensor, qtype: GGMLType, shape: tuple[int, ...]) -> torch.Tensor:
     """Triton dequantize; fused multiply-add is disabled so results match gguf-py to the bit."""
     out = torch.empty(shape, dtype=torch.float32, device=raw.device)
-    numel = out.numel()
-    if numel:
-        block = 1024
-        _dequantize_kernel[(triton.cdiv(numel, block),)](
-            raw.reshape(-1), out, numel, shape[-1], row_bytes(qtype, shape[-1]),
-            QTYPE=int(qtype), BLOCK=block, enable_fp_fusion=False,
+    values, size = BLOCK_GEOMETRY[qtype]
+    n_blocks = out.numel() // values
+    if n_blocks:
+        blocks = max(1, 1024 // values)
+        _dequantize_kernel[(triton.cdiv(n_blocks, blocks),)](
+            raw.reshape(-1),
+            out,
+            n_blocks,
+            QTYPE=int(qtype),
+            BS=values,
+            TS=size,
+            BLOCKS=blocks,
+            enable_fp_fusion=False,
         )
     return out

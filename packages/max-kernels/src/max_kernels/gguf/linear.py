@@ -2,20 +2,21 @@
 on the GPU, and through the fastest accurate PyTorch path on the CPU.
 
 CPU paths (`QuantizedWeight.cpu_path`), chosen once when the weight is built and cached with it.
-Measured on a 2-core AVX512-BF16 CPU, one thread, batch 1 (ms; SmolLM2-135M shapes out x in):
+Measured with `tools/bench_kernels_gguf_sampling.py --cpu` on a 2-core AVX512-BF16 CPU, one thread,
+batch 1, float32 activations in and out (ms; SmolLM2-135M shapes out x in, Q4_1 weights):
 
-    shape        float32  bfloat16  int4pack(bf16)
-    576x576       0.018    0.016     0.008
-    1536x576      0.050    0.023     0.014
-    576x1536      0.047    0.023     0.016
-    49152x576     7.0      1.6       0.83
+    shape        float32  bfloat16  int4pack
+    576x576       0.021    0.025     0.015
+    1536x576      0.053    0.038     0.029
+    576x1536      0.049    0.040     0.029
+    49152x576     9.2      1.6       0.78     (Q8_0, the model's output layer: 9.4 / 1.8 / -)
 
 - "int4pack" (default for Q4_0, Q4_1, Q4_K when `out` is a multiple of 16): the 4-bit codes repacked
   into `torch.ops.aten._weight_int4pack_mm_for_cpu`, group size 32, with per-group scale and zero
   (w = (q - 8) * scale + zero) in bfloat16; activations run in bfloat16.
-- "bfloat16" (default for Q8_0, Q6_K and the other Q4 shapes): dequantized once to bfloat16.
-- "float32": dequantized once to float32, the exact path (about 4x the memory of the packed codes for
-  Q8_0, 8x for Q4; slower).
+- "bfloat16" (default for Q8_0, Q6_K, BF16 and the other Q4 shapes): dequantized once to bfloat16.
+- "float32" (default for F32, F16): dequantized once to float32, the exact path (about 4x the memory
+  of the packed codes for Q8_0, 8x for Q4; slower).
 The bfloat16 paths stay within 1e-2 of the output scale (max |error| / max |y|, measured ~4e-3);
 float32 within 1e-5. Off the CPU without Triton, the weight is dequantized on each call.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from max_kernels.dispatch import use_triton
 from max_kernels.gguf.dequantize import dequantize, q4_k_scales
 from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes, row_bytes
 from max_kernels.gguf.linear_triton import quantized_linear_triton
@@ -76,8 +78,9 @@ class QuantizedWeight:
     def _pack_for_cpu(self) -> None:
         if self.cpu_path == "int4pack":
             if self.qtype not in _INT4_TYPES or self.shape[0] % 16:
-                raise ValueError(f"cpu_path 'int4pack' needs Q4_0/Q4_1/Q4_K with out % 16 == 0, got "
-                                 f"{self.qtype.name} {self.shape}")
+                raise ValueError(
+                    f"cpu_path 'int4pack' needs Q4_0/Q4_1/Q4_K with out % 16 == 0, got {self.qtype.name} {self.shape}"
+                )
             codes, scale, zero = int4_groups(self.data, self.qtype, self.shape)
             self._cpu_weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1)
             self._cpu_scales = torch.stack([scale.T, zero.T], dim=-1).to(torch.bfloat16).contiguous()
@@ -113,7 +116,7 @@ def int4_groups(data: torch.Tensor, qtype: GGMLType, shape: tuple[int, int]):
 
 def quantized_linear(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
     """y[..., out] = x[..., in] @ W.T (+ bias), in x's dtype."""
-    if x.is_cuda and qweight.data.is_cuda and qweight.qtype not in FLOAT_TYPES:
+    if use_triton(x) and qweight.data.is_cuda and qweight.qtype not in FLOAT_TYPES:
         return quantized_linear_triton(x, qweight, bias)
     return quantized_linear_ref(x, qweight, bias)
 

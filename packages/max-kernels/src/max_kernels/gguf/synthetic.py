@@ -7,7 +7,7 @@ all code paths (every nibble, sign and 6-bit scale) are exercised without infini
 import numpy as np
 import torch
 
-from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType, as_ggml_type, row_bytes
+from max_kernels.gguf.formats import BLOCK_GEOMETRY, FLOAT_TYPES, GGMLType, as_ggml_type, row_bytes
 
 # Offsets of the float16 fields in each block, and the range of values they get.
 _SCALE_FIELDS: dict[GGMLType, tuple[tuple[int, float, float], ...]] = {
@@ -27,11 +27,10 @@ def random_blocks(qtype: "GGMLType | int | str", shape: tuple[int, int], seed: i
     block_bytes = BLOCK_GEOMETRY[qtype][1]
     n_blocks = rows * row_bytes(qtype, cols) // block_bytes
     if qtype not in _SCALE_FIELDS:
-        values = rng.standard_normal(rows * cols).astype(np.float32)
-        dtype = {GGMLType.F32: torch.float32, GGMLType.F16: torch.float16, GGMLType.BF16: torch.bfloat16}[qtype]
-        return torch.from_numpy(values).to(dtype).view(torch.uint8).reshape(rows, -1)
+        values = torch.from_numpy(rng.standard_normal(rows * cols).astype(np.float32))
+        return values.to(FLOAT_TYPES[qtype]).view(torch.uint8).reshape(rows, -1)
     blocks = rng.integers(0, 256, size=(n_blocks, block_bytes), dtype=np.uint8)
     for offset, low, high in _SCALE_FIELDS[qtype]:
         scale = rng.uniform(low, high, size=n_blocks).astype(np.float16)
-        blocks[:, offset:offset + 2] = scale.view(np.uint8).reshape(n_blocks, 2)
+        blocks[:, offset : offset + 2] = scale.view(np.uint8).reshape(n_blocks, 2)
     return torch.from_numpy(blocks).reshape(rows, -1)

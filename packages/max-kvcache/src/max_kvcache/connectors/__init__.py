@@ -12,7 +12,7 @@ _KEYS = {
     "null": set(),
     "local": {"host_bytes", "host_gb"},
     "tiered": {"host_bytes", "host_gb", "disk_dir", "disk_bytes", "disk_gb", "disk_workers"},
-    "dkv": {"url", "ttl_s", "timeout_s"},
+    "dkv": {"url", "ttl_s", "timeout_s", "retry_s"},
 }
 DEFAULT_HOST_GB = 4.0
 DEFAULT_DISK_GB = 50.0
@@ -55,8 +55,8 @@ def create_connector(
 
         if "url" not in config:
             raise _config_error('dkv needs "url", e.g. {"url": "redis://127.0.0.1:6379/0"}')
-        timeout_s = float(config.get("timeout_s", 2.0))
-        return DKVConnector(spec, model_fingerprint, config["url"], config.get("ttl_s"), timeout_s)
+        timeouts = float(config.get("timeout_s", 2.0)), float(config.get("retry_s", 5.0))
+        return DKVConnector(spec, model_fingerprint, config["url"], config.get("ttl_s"), *timeouts)
     host_blocks = _size(config, "host", DEFAULT_HOST_GB) // spec.packed_block_bytes
     if host_blocks < 1:
         raise _config_error(f"host memory holds no block of {spec.packed_block_bytes} bytes; raise host_bytes")

@@ -12,6 +12,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import BinaryIO
 
 SUFFIX = ".kvb"
 
@@ -22,37 +23,54 @@ class DiskBlockStore:
     def __init__(self, directory: str | os.PathLike, namespace: bytes, budget_bytes: int) -> None:
         self.root = Path(directory) / namespace.hex()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
         self.budget_bytes = budget_bytes
         self._lock = threading.Lock()
         self._sizes: OrderedDict[Path, int] = OrderedDict()
         self._total = 0
-        found = [(p.stat().st_mtime, p) for p in self.root.glob(f"*/*{SUFFIX}")]
-        for _, path in sorted(found):
-            self._track(path, path.stat().st_size)
+        found = []
+        for path in self.root.glob(f"*/*{SUFFIX}"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # evicted by another process meanwhile
+                continue
+            found.append((stat.st_mtime, path, stat.st_size))
+        for _, path, size in sorted(found):
+            self._track(path, size)
 
     def path(self, block_hash: bytes) -> Path:
+        return Path(self._file(block_hash))
+
+    def _file(self, block_hash: bytes) -> str:
         name = block_hash.hex()
-        return self.root / name[:2] / (name + SUFFIX)
+        return f"{self._root}/{name[:2]}/{name}{SUFFIX}"
 
     @property
     def total_bytes(self) -> int:
         return self._total
 
     def exists(self, block_hash: bytes) -> bool:
-        return self.path(block_hash).is_file()
+        return os.path.isfile(self._file(block_hash))
 
-    def read(self, block_hash: bytes) -> bytes | None:
-        path = self.path(block_hash)
+    def open(self, block_hash: bytes) -> BinaryIO | None:
+        """The block's file opened for reading, or None. Reading marks it most recently used, here and
+        (through its mtime) for the next process that scans the directory."""
+        file = self._file(block_hash)
         try:
-            data = path.read_bytes()
+            f = open(file, "rb")
         except FileNotFoundError:
             return None
+        try:
+            os.utime(f.fileno())
+        except PermissionError:  # a directory shared read-only: the order just stays as it was
+            pass
+        path = Path(file)
         with self._lock:
             if path in self._sizes:
                 self._sizes.move_to_end(path)
             else:  # written by another process
-                self._track(path, len(data))
-        return data
+                self._track(path, os.fstat(f.fileno()).st_size)
+        return f
 
     def write(self, block_hash: bytes, record: bytes) -> int:
         """Write atomically; returns how many files were evicted to stay within the budget."""

@@ -23,13 +23,22 @@ class HostBlockStore:
     def __contains__(self, key: bytes) -> bool:
         return key in self._slots
 
+    @property
+    def capacity(self) -> int:
+        return self.buffer.shape[0]
+
     def __len__(self) -> int:
         return len(self._slots)
 
     def put(self, keys: list[bytes], data: torch.Tensor) -> int:
-        """Store rows `data[i]` under `keys[i]` (most recent last); returns how many old rows were evicted."""
-        evicted, slots, rows = 0, [], []
-        for i, key in enumerate(keys):
+        """Store rows `data[i]` (host memory) under `keys[i]`, most recent last; returns how many rows were evicted.
+
+        Only the last `capacity` keys can stay, so earlier ones are not copied at all.
+        """
+        evicted = 0
+        capacity = self.capacity
+        for i in range(max(0, len(keys) - capacity), len(keys)):
+            key = keys[i]
             if key in self._slots:
                 self._slots.move_to_end(key)
                 continue
@@ -37,11 +46,8 @@ class HostBlockStore:
                 self._free.append(self._slots.popitem(last=False)[1])
                 evicted += 1
             self._slots[key] = slot = self._free.pop()
-            slots.append(slot)
-            rows.append(i)
-        if slots:
-            self.buffer.index_copy_(0, torch.tensor(slots), data[torch.tensor(rows)].to("cpu"))
-        return evicted
+            self.buffer[slot].copy_(data[i])
+        return evicted + max(0, len(keys) - capacity)
 
     def get(self, keys: list[bytes]) -> torch.Tensor:
         """The rows of `keys` (all present), marking them most recently used."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,7 +12,7 @@ import torch
 from max_kvcache.connectors.base import KVConnector
 from max_kvcache.connectors.disk import DiskBlockStore
 from max_kvcache.connectors.host import HostBlockStore
-from max_kvcache.connectors.record import CorruptBlockError, decode_block, encode_block
+from max_kvcache.connectors.record import CorruptBlockError, encode_block, read_block_into
 from max_kvcache.hashing import BlockHash
 from max_kvcache.paged_cache import PagedKVCache
 from max_kvcache.spec import KVCacheSpec
@@ -38,11 +39,13 @@ class TieredConnector(KVConnector):
     ) -> None:
         super().__init__(spec, model_fingerprint)
         self.host = HostBlockStore(num_host_blocks, spec.packed_block_bytes, pin_memory=spec.device.type == "cuda")
+        self._owns_directory = directory is None  # a temporary directory lives as long as the connector
         self.directory = directory or tempfile.mkdtemp(prefix="max_kv_tiered_")
         self.disk = DiskBlockStore(self.directory, self.namespace, disk_bytes)
         self._writer = ThreadPoolExecutor(max_workers=disk_workers, thread_name_prefix="kv-disk")
         self._pending: list[Future] = []
         self._stats_lock = threading.Lock()
+        self._stage = torch.empty((0, spec.packed_block_bytes), dtype=torch.uint8)
 
     def _held(self, block_hash: BlockHash) -> bool:
         return self.key(block_hash) in self.host or self.disk.exists(block_hash)
@@ -58,43 +61,48 @@ class TieredConnector(KVConnector):
         return count
 
     def load(self, block_hashes: list[BlockHash], block_ids: list[int], kv_cache: PagedKVCache) -> int:
-        rows: list[torch.Tensor] = []
+        data = self._staging(len(block_hashes))
         from_disk: list[int] = []
+        count = 0
         for block_hash in block_hashes:
             key = self.key(block_hash)
             if key in self.host:
-                rows.append(self.host.get([key])[0])
-                continue
-            payload = self._read_disk(block_hash)
-            if payload is None:
+                data[count] = self.host.get([key])[0]
+            elif self._read_disk(block_hash, data[count]):
+                from_disk.append(count)
+            else:
                 break
-            from_disk.append(len(rows))
-            rows.append(payload)
-        if not rows:
-            return 0
-        data = torch.stack(rows)
-        loaded = self._write_rows(block_ids, data, kv_cache)
-        from_disk = [i for i in from_disk if i < loaded]
+            count += 1
+        loaded = self._write_rows(block_ids, data[:count], kv_cache) if count else 0
+        from_disk = [i for i in from_disk if i < loaded][-self.host.capacity :]
         if from_disk:
             promoted = [self.key(block_hashes[i]) for i in from_disk]
-            self.stats.evictions += self.host.put(promoted, data[torch.tensor(from_disk)])
+            self.stats.evictions += self.host.put(promoted, data.index_select(0, torch.tensor(from_disk)))
         return loaded
 
-    def _read_disk(self, block_hash: BlockHash) -> torch.Tensor | None:
+    def _staging(self, num_blocks: int) -> torch.Tensor:
+        """A reused host buffer for `num_blocks` packed blocks (fresh memory would page-fault on every load)."""
+        if self._stage.shape[0] < num_blocks:
+            pin = self.spec.device.type == "cuda"
+            self._stage = torch.empty((num_blocks, self.spec.packed_block_bytes), dtype=torch.uint8, pin_memory=pin)
+        return self._stage[:num_blocks]
+
+    def _read_disk(self, block_hash: BlockHash, out: torch.Tensor) -> bool:
+        """Read the block's file into `out`; a missing, unreadable or damaged file is a miss."""
         try:
-            record = self.disk.read(block_hash)
-        except OSError:
-            self.stats.errors += 1
-            return None
-        if record is None:
-            return None
-        try:
-            payload = decode_block(record, self.namespace, block_hash, self.spec.packed_block_bytes)
+            f = self.disk.open(block_hash)
+            if f is None:
+                return False
+            with f:
+                read_block_into(f, self.namespace, block_hash, memoryview(out.numpy()))
         except CorruptBlockError:
             self.stats.corrupt += 1
             self.disk.remove(block_hash)
-            return None
-        return torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+            return False
+        except OSError:
+            self.stats.errors += 1
+            return False
+        return True
 
     def save(self, block_hashes: list[BlockHash], block_ids: list[int], kv_cache: PagedKVCache) -> None:
         new = [i for i, h in enumerate(block_hashes) if not self._held(h)]
@@ -127,3 +135,5 @@ class TieredConnector(KVConnector):
     def close(self) -> None:
         self.flush()
         self._writer.shutdown(wait=True)
+        if self._owns_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)

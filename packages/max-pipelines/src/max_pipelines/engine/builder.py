@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from max_config import PipelineConfig, resolve_pipeline
-from max_kvcache import KVCacheManager, KVCacheSpec, PagedKVCache
+from max_config import ConfigError, PipelineConfig, resolve_pipeline
+from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
+from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
@@ -35,16 +36,26 @@ def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
+def build_connector(config: PipelineConfig, files, spec: KVCacheSpec) -> KVConnector | None:
+    """The `--kv-connector` tier keyed by the model's fingerprint; None for `null`."""
+    kv = config.kv_cache
+    name = kv.kv_connector.value
+    if name == "null":
+        return None
+    if not kv.enable_prefix_caching:
+        raise ConfigError(
+            f"--kv-connector {name} needs --enable-prefix-caching (its blocks are keyed by prefix hashes)",
+            key="kv_connector",
+        )
+    return create_connector(name, kv.kv_connector_config, spec, model_fingerprint(files))
+
+
 def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> EngineParts:
     resolved = resolve_pipeline(config)
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
     if device.type == "cpu":
         # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
-    # Packed GGUF weights take the fastest CPU path (bfloat16 matmul inputs, float32 activations);
-    # `--quantization-encoding float32` gives the exact one.
-    model = load_model(files, device, cpu_path="auto")
-    tokenizer = load_tokenizer(files)
     spec = KVCacheSpec(
         num_layers=files.num_layers,
         num_kv_heads=files.num_kv_heads,
@@ -53,11 +64,22 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         dtype=plan.kv_dtype,
         device=device,
     )
+    connector = build_connector(config, files, spec)  # before the weights: a bad setting fails fast
+    try:
+        # Packed GGUF weights take the fastest CPU path (bfloat16 matmul inputs, float32 activations);
+        # `--quantization-encoding float32` gives the exact one.
+        model = load_model(files, device, cpu_path="auto")
+        tokenizer = load_tokenizer(files)
+    except BaseException:
+        if connector is not None:
+            connector.close()
+        raise
     kv_cache = PagedKVCache(spec, min(plan.num_blocks, num_blocks or plan.num_blocks))
     kv_manager = KVCacheManager(
         kv_cache,
         enable_prefix_caching=config.kv_cache.enable_prefix_caching,
         watermark=config.runtime.kvcache_ce_watermark,
+        connector=connector,
     )
     runtime = config.runtime
     scheduler = Scheduler(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import resource
 import time
+import weakref
 from collections.abc import Iterator
 
+import torch
+
 from max_config import ConfigError, PipelineConfig, SamplingParams
+from max_kvcache import KVCacheStats
 from max_pipelines.engine.builder import EngineParts, build_engine
 from max_pipelines.engine.outputs import RequestOutput, StreamDelta
 from max_pipelines.engine.request_state import RequestState
 from max_pipelines.engine.sequence import Sequence
+from max_pipelines.tokenization.chat_template import apply_chat_template
 
 
 class LLM:
@@ -37,45 +43,64 @@ class LLM:
         self.eos_token_ids = parts.eos_token_ids
         self.echo = parts.enable_echo
         self._states: dict[Sequence, RequestState] = {}
+        # Flushes the KV connector (write-through tiers) on `close`, garbage collection or exit.
+        self._closer = weakref.finalize(self, self.kv_manager.close)
         self.load_seconds = time.perf_counter() - start
+
+    @property
+    def kv_stats(self) -> KVCacheStats:
+        """Prefix-cache tokens (queries, hits, connector hits) and blocks (evictions, connector loads/saves)."""
+        return self.kv_manager.stats
+
+    def close(self) -> None:
+        """Hand pending KV blocks to the connector and close it; later calls do nothing."""
+        self._closer()
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ---- requests -------------------------------------------------------------------------------
 
     def encode(self, prompt: str | list[int], use_chat_template: bool = True) -> list[int]:
+        """Token ids of a prompt: ids pass through; text goes through the chat template when asked."""
         if not isinstance(prompt, str):
             return list(prompt)
-        tok = self.tokenizer
-        if use_chat_template and getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-            )
-            return tok.encode(text, add_special_tokens=False)
-        return tok.encode(prompt)
+        if use_chat_template:
+            return apply_chat_template(self.tokenizer, prompt)
+        return self.tokenizer.encode(prompt)
 
     def add_request(self, prompt: str | list[int], params: SamplingParams, use_chat_template: bool = True) -> Sequence:
+        """Queue one request; `step()` advances it. `max_new_tokens=0` finishes it at once, with no tokens."""
         ids = self.encode(prompt, use_chat_template)
+        if not ids:
+            raise ConfigError("--prompt: the prompt has no tokens; give some text")
         if len(ids) >= self.max_length:
             raise ConfigError(
-                f"the prompt has {len(ids)} tokens but --max-length is {self.max_length}: "
-                "shorten the prompt or raise --max-length"
+                f"--max-length {self.max_length}: the prompt has {len(ids)} tokens and leaves no room to "
+                "generate; shorten the prompt or raise --max-length"
             )
-        limit = self.max_length - len(ids)
         seq = Sequence(
             prompt_token_ids=ids,
             params=params,
-            max_new_tokens=min(params.max_new_tokens or limit, limit),
+            max_new_tokens=self.max_length if params.max_new_tokens is None else params.max_new_tokens,
             max_length=self.max_length,
             eos_token_ids=self.eos_token_ids,
             echo=self.echo,
         )
         self._states[seq] = RequestState(seq, prompt, self.tokenizer)
         self.scheduler.add(seq)
+        if seq.max_new_tokens == 0:  # nothing to generate: done before it runs
+            self.scheduler.finish(seq, "max_new_tokens")
+            self._states[seq].on_finish(time.perf_counter())
         return seq
 
     # ---- the loop -------------------------------------------------------------------------------
 
-    def step(self) -> list[RequestState]:
-        """Run one scheduled batch; returns the states of the requests that got a token."""
+    def step(self) -> None:
+        """Run one scheduled batch and hand each sampled token to its request's output state."""
         batch = self.scheduler.schedule()
         if not batch.seqs:
             raise RuntimeError(
@@ -85,7 +110,6 @@ class LLM:
         sampled = self.runner.run(batch)
         now = time.perf_counter()
         self.scheduler.update(batch, sampled)
-        touched = []
         for seq, token in sampled.items():
             state = self._states[seq]
             state.on_token(token, now)
@@ -93,8 +117,6 @@ class LLM:
                 self.scheduler.finish(seq, "stop_string")
             if seq.is_finished:
                 state.on_finish(now)
-            touched.append(state)
-        return touched
 
     def generate(
         self,
@@ -110,8 +132,10 @@ class LLM:
             params = [params] * len(prompts)
         if len(params) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(params)} sampling params")
-        seqs = [self.add_request(p, sp, use_chat_template) for p, sp in zip(prompts, params)]
+        seqs: list[Sequence] = []
         try:
+            for prompt, sp in zip(prompts, params):
+                seqs.append(self.add_request(prompt, sp, use_chat_template))
             while not all(s.is_finished for s in seqs):
                 self.step()
             return [self._states[s].output() for s in seqs]
@@ -131,6 +155,13 @@ class LLM:
             yield from state.take_deltas()
         finally:
             self.release([seq])
+
+    def peak_memory(self) -> str:
+        """Peak memory so far: CUDA max allocated on a GPU, else the process's peak resident set."""
+        device = self.runner.device
+        if device.type == "cuda":
+            return f"{torch.cuda.max_memory_allocated(device) / 2**20:.1f} MiB (device)"
+        return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB (RSS)"
 
     def output_of(self, seq: Sequence) -> RequestOutput:
         return self._states[seq].output()

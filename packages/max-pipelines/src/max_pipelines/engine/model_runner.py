@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from max_pipelines.engine.sampler import Sampler
@@ -24,7 +23,7 @@ class BatchInputs:
 class ModelRunner:
     """Owns the model, its paged KV cache and the sampler.
 
-    The batch is built on the host as flat numpy arrays and copied to the device once; the only
+    The batch is built on the host as flat tensors and copied to the device once; the only
     device-to-host transfer of a step is reading the sampled ids.
     """
 
@@ -38,36 +37,34 @@ class ModelRunner:
 
     def prepare(self, batch: ScheduledBatch) -> BatchInputs:
         P = self.page_size
-        ids, pos, slots, cu, seq_lens, tables, last = [], [], [], [0], [], [], []
+        ids, pos, slots, tables, cu, seq_lens = [], [], [], [], [0], []
         for seq, n in zip(batch.seqs, batch.num_new_tokens):
             start = seq.num_computed_tokens
-            blocks = np.asarray(self.kv.block_ids(seq), dtype=np.int64)
-            p = np.arange(start, start + n, dtype=np.int64)
-            ids.append(np.asarray(seq.all_token_ids[start : start + n], dtype=np.int64))
+            blocks = torch.tensor(self.kv.block_ids(seq), dtype=torch.int64)
+            p = torch.arange(start, start + n)
+            ids += seq.all_token_ids[start : start + n]
             pos.append(p)
             slots.append(blocks[p // P] * P + p % P)
+            tables.append(blocks)
             cu.append(cu[-1] + n)
             seq_lens.append(start + n)
-            tables.append(blocks)
-            last.append(cu[-1] - 1)
-        width = max(len(t) for t in tables)
-        table = np.zeros((len(tables), width), dtype=np.int32)
+        table = torch.zeros(len(tables), max(len(t) for t in tables), dtype=torch.int32)
         for i, t in enumerate(tables):
             table[i, : len(t)] = t
         dev = self.device
         attention = AttentionMetadata(
-            slot_mapping=torch.from_numpy(np.concatenate(slots)).to(dev),
+            slot_mapping=torch.cat(slots).to(dev),
             cu_seqlens_q=torch.tensor(cu, dtype=torch.int32, device=dev),
             seq_lens=torch.tensor(seq_lens, dtype=torch.int32, device=dev),
-            block_tables=torch.from_numpy(table).to(dev),
+            block_tables=table.to(dev),
             max_seqlen_q=max(batch.num_new_tokens),
             max_seqlen_k=max(seq_lens),
         )
         return BatchInputs(
-            input_ids=torch.from_numpy(np.concatenate(ids)).to(dev),
-            positions=torch.from_numpy(np.concatenate(pos)).to(dev),
+            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
+            positions=torch.cat(pos).to(dev),
             attention=attention,
-            last_index=last,
+            last_index=[c - 1 for c in cu[1:]],
         )
 
     @torch.inference_mode()

@@ -59,6 +59,9 @@ class Scheduler:
     when chunked prefill is on), a decode is one token behind, a prefix-cache hit or a preempted request
     simply starts further ahead or behind. A request samples when it catches up.
 
+    Without chunked prefill a prompt is never split: it waits for a step with room for all of it,
+    and one longer than the whole budget runs alone.
+
     Order: with in-flight batching, running requests come first and waiting ones fill the remaining
     room of the same batch; without it, a step with prefill work to do runs prefill only, and decode
     steps run when no prompt is waiting. A waiting request is admitted only under `max_batch_size`,
@@ -84,29 +87,30 @@ class Scheduler:
 
     def schedule(self) -> ScheduledBatch:
         batch = ScheduledBatch()
-        budget = [self.config.max_batch_input_tokens]
         if self.config.enable_in_flight_batching:
-            preempted = self._schedule_running(batch, budget, self.running)
-            if not preempted:
-                self._schedule_waiting(batch, budget)
+            if not self._schedule_running(batch, self.running):
+                self._schedule_waiting(batch)
         else:
             prefilling = [s for s in self.running if s.num_tokens - s.num_computed_tokens > 1]
-            preempted = self._schedule_running(batch, budget, prefilling)
-            if not preempted:
-                self._schedule_waiting(batch, budget)
+            if not self._schedule_running(batch, prefilling):
+                self._schedule_waiting(batch)
             if not batch.seqs:
-                self._schedule_running(batch, budget, self.running)
+                self._schedule_running(batch, self.running)
         self.stats.num_steps += 1
         return batch
 
-    def _schedule_running(self, batch: ScheduledBatch, budget: list[int], candidates: list[Sequence]) -> bool:
+    def _budget(self, batch: ScheduledBatch) -> int:
+        return self.config.max_batch_input_tokens - batch.num_tokens
+
+    def _schedule_running(self, batch: ScheduledBatch, candidates: list[Sequence]) -> bool:
+        """Schedule running requests in order; returns whether any request was preempted."""
         preempted = False
         for seq in list(candidates):
-            if seq.status is not SequenceStatus.RUNNING or seq in batch.seqs:
+            if seq.status is not SequenceStatus.RUNNING:
                 continue
-            if budget[0] == 0 or len(batch) == self.config.max_batch_size:
+            if self._budget(batch) <= 0 or len(batch) == self.config.max_batch_size:
                 break
-            num_new = min(seq.num_tokens - seq.num_computed_tokens, budget[0])
+            num_new = min(seq.num_tokens - seq.num_computed_tokens, self._budget(batch))
             if not self._fits_total(batch, seq, num_new):
                 break
             while not self.kv.allocate_slots(seq, num_new):
@@ -118,11 +122,10 @@ class Scheduler:
             if seq.status is SequenceStatus.RUNNING:
                 batch.seqs.append(seq)
                 batch.num_new_tokens.append(num_new)
-                budget[0] -= num_new
         return preempted
 
-    def _schedule_waiting(self, batch: ScheduledBatch, budget: list[int]) -> None:
-        while self.waiting and budget[0] > 0:
+    def _schedule_waiting(self, batch: ScheduledBatch) -> None:
+        while self.waiting and self._budget(batch) > 0:
             if len(self.running) >= self.config.max_batch_size or len(batch) >= self.config.max_batch_size:
                 break
             seq = self.waiting[0]
@@ -130,11 +133,13 @@ class Scheduler:
                 cached = min(self.kv.get_computed_tokens(seq), seq.num_tokens - 1)
                 seq.num_computed_tokens = cached
             remaining = seq.num_tokens - seq.num_computed_tokens
-            num_new = min(remaining, budget[0])
+            num_new = min(remaining, self._budget(batch))
             if num_new < remaining and not self.config.enable_chunked_prefill:
-                self.kv.free(seq)
-                seq.num_computed_tokens = 0
-                break
+                if batch.seqs or remaining <= self.config.max_batch_input_tokens:
+                    self.kv.free(seq)
+                    seq.num_computed_tokens = 0
+                    break
+                num_new = remaining  # longer than the whole budget: it runs alone, unsplit
             if (
                 (self.running and not self.kv.can_admit(num_new))
                 or not self._fits_total(batch, seq, num_new)
@@ -149,7 +154,6 @@ class Scheduler:
             self.running.append(seq)
             batch.seqs.append(seq)
             batch.num_new_tokens.append(num_new)
-            budget[0] -= num_new
 
     def _fits_total(self, batch: ScheduledBatch, seq: Sequence, num_new: int) -> bool:
         limit = self.config.max_batch_total_tokens

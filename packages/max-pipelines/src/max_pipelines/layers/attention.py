@@ -31,7 +31,7 @@ class AttentionShape:
 class PagedAttention(nn.Module):
     """Stores this step's keys and values for layer `layer_idx`, then attends over the cache.
 
-    Float8 caches store with per-token scales and are read back dequantized to the query dtype.
+    Float8 caches pass their per-layer scales to both kernels (stored as `x / scale`).
     """
 
     def __init__(self, layer_idx: int, shape: AttentionShape):
@@ -44,12 +44,10 @@ class PagedAttention(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         md = ctx.attn_metadata
         cache = ctx.kv_cache
-        if cache.spec.is_fp8:
-            cache.store(self.layer_idx, k, v, md.slot_mapping)
-            k_cache, v_cache = cache.layer_kv(self.layer_idx, q.dtype)
-        else:
-            k_cache, v_cache = cache.k_caches[self.layer_idx], cache.v_caches[self.layer_idx]
-            store_kvcache(k, v, k_cache, v_cache, md.slot_mapping)
+        k_cache, v_cache = cache.k_caches[self.layer_idx], cache.v_caches[self.layer_idx]
+        k_scale = cache.k_scales[self.layer_idx] if cache.spec.is_fp8 else None
+        v_scale = cache.v_scales[self.layer_idx] if cache.spec.is_fp8 else None
+        store_kvcache(k, v, k_cache, v_cache, md.slot_mapping, k_scale, v_scale)
         return paged_attention(
             q,
             k_cache,
@@ -61,6 +59,8 @@ class PagedAttention(nn.Module):
             sliding_window=self.sliding_window,
             softcap=self.softcap,
             max_seqlen_q=md.max_seqlen_q,
+            k_scale=k_scale,
+            v_scale=v_scale,
         )
 
 

@@ -12,17 +12,17 @@ from torch import nn
 def rope_parameters(config: dict, layer_type: str | None = None) -> dict:
     """The RoPE settings of `config` (old `rope_theta`/`rope_scaling` keys or new `rope_parameters`).
 
-    Returns a dict with `rope_theta`, `rope_type` and the scaling keys. Nested per-layer-type
-    parameters (Gemma 3) are picked by `layer_type`.
+    Returns a dict with `rope_theta`, `rope_type` and the scaling keys. Gemma 3's local layers
+    (`layer_type="sliding_attention"`) use their nested parameters, or `rope_local_base_freq`.
     """
     params = config.get("rope_parameters")
-    if params and layer_type in params and isinstance(params[layer_type], dict):
+    if params and isinstance(params.get(layer_type), dict):
         params = params[layer_type]
-    if not params:
+    elif layer_type == "sliding_attention" and "rope_local_base_freq" in config:
+        return {"rope_theta": config["rope_local_base_freq"], "rope_type": "default"}
+    elif not params:
         params = dict(config.get("rope_scaling") or {})
         params.setdefault("rope_theta", config.get("rope_theta", 10000.0))
-        if layer_type == "sliding_attention" and "rope_local_base_freq" in config:
-            params = {"rope_theta": config["rope_local_base_freq"], "rope_type": "default"}
     params = dict(params)
     params["rope_type"] = params.get("rope_type", params.get("type", "default"))
     return params

@@ -3,7 +3,7 @@
 Building a tokenizer from GGUF metadata takes seconds (tens of thousands of tokens and merges
 are parsed in Python), so the built tokenizer is saved once under the cache folder, keyed by
 the file's path, size and modification time, and reloaded from there as a `SavedTokenizer`
-(a fraction of a second, and no transformers import).
+(a fraction of a second, and no transformers import: it is imported only to build one).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from max_pipelines.layers.linear import Linear
+from max_pipelines.layers.norm import RMSNorm
 from max_pipelines.weights.gguf import PackedTensor
 from max_pipelines.weights.mapping import Target, WeightMap
 
@@ -19,7 +20,9 @@ Value = torch.Tensor | PackedTensor
 class WeightLoader:
     """Maps, transforms, fuses and assigns checkpoint tensors onto `model`'s parameters.
 
-    Float tensors are cast to `dtype` on `device`. Packed GGUF tensors stay packed where they
+    Float tensors are cast to `dtype` on `device`, except RMSNorm weights, which stay float32
+    (the norm kernels compute in float32; Gemma's `1 + w` keeps its precision). Packed GGUF
+    tensors stay packed where they
     feed a `Linear` (unless `keep_packed` is False) and are dequantized to `dtype` anywhere else
     (embedding tables). On the CPU, packed weights of a float32 model use the exact float32
     path of `quantized_linear` unless `cpu_path` names another; other dtypes let it pick its
@@ -84,21 +87,25 @@ class WeightLoader:
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}") from None
         if not hasattr(module, attr):
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}")
-        if self.keep_packed and isinstance(module, Linear) and attr == "weight" and isinstance(parts[0], PackedTensor):
+        packed = isinstance(parts[0], PackedTensor)
+        if packed and self.keep_packed and isinstance(module, Linear) and attr == "weight":
             module.set_quantized(self._packed(parts))
         else:
-            tensor = torch.cat([self._float(p) for p in parts]) if len(parts) > 1 else self._float(parts[0])
+            dtype = torch.float32 if isinstance(module, RMSNorm) else self.dtype
+            floats = [self._float(p, dtype) for p in parts]
+            tensor = torch.cat(floats) if len(floats) > 1 else floats[0]
             expected = getattr(module, attr).shape
             if tensor.shape != expected:
-                raise ValueError(f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)}, expected {tuple(expected)}")
+                shape, want = tuple(tensor.shape), tuple(expected)
+                raise ValueError(f"checkpoint tensor {name!r} has shape {shape}, expected {want}")
             setattr(module, attr, nn.Parameter(tensor, requires_grad=False))
         self.loaded.add(name)
 
-    def _float(self, value: Value) -> torch.Tensor:
+    def _float(self, value: Value, dtype: torch.dtype) -> torch.Tensor:
         if isinstance(value, PackedTensor):
             raw = value.data.to(self.device)
-            return dequantize(raw, value.qtype, value.shape).to(self.dtype)
-        return value.to(device=self.device, dtype=self.dtype)
+            return dequantize(raw, value.qtype, value.shape).to(dtype)
+        return value.to(device=self.device, dtype=dtype)
 
     def _packed(self, parts: list[Value]) -> tuple[QuantizedWeight, ...]:
         """One QuantizedWeight per run of equal quantization types (rows concatenated)."""

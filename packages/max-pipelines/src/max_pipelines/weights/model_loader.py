@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from max_config.enums import QuantizationEncoding
+from max_config import ConfigError, QuantizationEncoding
 from torch import nn
 
 from max_pipelines.registry import REGISTRY
@@ -27,7 +27,11 @@ def default_dtype(encoding: QuantizationEncoding | str, device: torch.device) ->
 
 
 def load_model(
-    model_files, device: torch.device | str, dtype: torch.dtype | None = None, cpu_path: str | None = None
+    model_files,
+    device: torch.device | str,
+    dtype: torch.dtype | None = None,
+    custom_architectures: list | tuple = (),
+    cpu_path: str | None = None,
 ) -> nn.Module:
     """Build `model_files.architecture` on the meta device and assign its weights on `device`.
 
@@ -40,18 +44,23 @@ def load_model(
     None means exact: float32 for a float32 model. "auto" takes the fastest path: 4-bit weights
     stay packed and matmul in bfloat16, and a tied LM head over a quantized table keeps a
     bfloat16 copy of it (logits within ~1e-2 of the output scale).
+
+    `custom_architectures` (from `ResolvedPipeline.custom_architectures`) are registered first.
     """
     device = torch.device(device)
+    REGISTRY.register_custom(custom_architectures)
     arch = REGISTRY.get(model_files.architecture)
     dtype = dtype or default_dtype(model_files.encoding, device)
     config = model_files.config
-    max_positions = model_files.context_length or config.get("max_position_embeddings", 4096)
+    # The RoPE table covers the model's own limit and any longer context the config allows.
+    max_positions = max(model_files.context_length or 0, config.get("max_position_embeddings") or 4096)
     with torch.device("meta"):
         model = arch.model_class(config, max_positions)
 
+    files = ", ".join(str(f) for f in model_files.weight_files)
     if model_files.weight_format == "gguf":
         if arch.gguf_weight_map is None:
-            raise ValueError(f"{arch.name} cannot be loaded from GGUF files; use safetensors weights")
+            raise ConfigError(f"{files}: {arch.name} cannot be loaded from GGUF files; use safetensors weights")
         weight_map = arch.gguf_weight_map
         sources = [GGUFSource(f) for f in model_files.weight_files]
     else:
@@ -60,8 +69,11 @@ def load_model(
     tied = bool(config.get("tie_word_embeddings", False))
     keep_packed = QuantizationEncoding(model_files.encoding).is_gguf_block
     loader = WeightLoader(model, weight_map, config, device, dtype, keep_packed, cpu_path)
-    for source in sources:
-        loader.load(source, len(source), skip={"lm_head.weight"} if tied else set())
+    try:
+        for source in sources:
+            loader.load(source, len(source), skip={"lm_head.weight"} if tied else set())
+    except ValueError as e:
+        raise ConfigError(f"{files}: {e} (the weights do not fit {arch.name} with this config)") from e
     if tied or "lm_head.weight" not in loader.loaded:
         model.tie_weights()
         loader.loaded.add("lm_head.weight")
@@ -70,8 +82,7 @@ def load_model(
 
     missing = [n for n, p in model.named_parameters() if p.is_meta]
     if missing:
-        files = ", ".join(str(f) for f in model_files.weight_files)
-        raise ValueError(f"{files}: no weights for {missing[:4]} ({len(missing)} missing)")
+        raise ConfigError(f"{files}: no weights for {missing[:4]} ({len(missing)} missing)")
     for module in model.modules():
         if hasattr(module, "init_buffers"):
             module.init_buffers(device)

@@ -8,8 +8,8 @@ _BLK, _LAYER = r"blk\.(\d+)\.", r"model.layers.\1."
 
 
 def add_one_to_norms(name: str, tensor, config: dict):
-    """Hugging Face Gemma checkpoints store `w` of a `(1 + w)` norm; we load `1 + w`."""
-    return tensor + 1 if name.endswith("norm.weight") else tensor
+    """Hugging Face Gemma checkpoints store `w` of a `(1 + w)` norm; we load `1 + w` (in float32)."""
+    return tensor.float() + 1 if name.endswith("norm.weight") else tensor
 
 
 # llama.cpp already stores `1 + w` for Gemma norms, and names the sandwich norms its own way.

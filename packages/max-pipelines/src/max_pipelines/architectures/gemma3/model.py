@@ -80,8 +80,15 @@ class Gemma3Model(nn.Module):
 class Gemma3ForCausalLM(nn.Module):
     def __init__(self, config: dict, max_positions: int):
         super().__init__()
-        # Configs without layer types (e.g. from GGUF metadata) follow Gemma 3's 5 local : 1 global.
-        config = {"sliding_window_pattern": 6, **config}
+        # Defaults of configs that leave them out (e.g. built from GGUF metadata), as in
+        # transformers and llama.cpp: 5 local layers to 1 global, local RoPE base 10000, and
+        # queries scaled by 1/sqrt(head_dim).
+        defaults = {
+            "sliding_window_pattern": 6,
+            "rope_local_base_freq": 10000.0,
+            "query_pre_attn_scalar": hf_config.head_dim(config),
+        }
+        config = {**defaults, **config}
         self.config = config
         self.model = Gemma3Model(config, max_positions)
         self.lm_head = LMHead(config["hidden_size"], config["vocab_size"], config.get("final_logit_softcapping"))

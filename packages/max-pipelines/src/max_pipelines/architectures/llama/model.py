@@ -14,6 +14,15 @@ from max_pipelines.layers.norm import RMSNorm
 from max_pipelines.layers.rotary import RotaryEmbedding
 
 
+class LlamaOptions:
+    """What distinguishes the Llama-shaped families; subclasses override the attributes."""
+
+    qk_norm = False  # Qwen3: RMSNorm over each q and k head before RoPE
+
+    def qkv_bias(self, config: dict) -> bool:
+        return bool(config.get("attention_bias", False))
+
+
 class LlamaDecoderLayer(nn.Module):
     """Pre-norm attention then pre-norm MLP; the residual add is fused into the next norm."""
 
@@ -53,15 +62,6 @@ class LlamaDecoderLayer(nn.Module):
         hidden = self.self_attn(positions, hidden, ctx)
         hidden, residual = self.post_attention_layernorm(hidden, residual)
         return self.mlp(hidden), residual
-
-
-class LlamaOptions:
-    """What distinguishes the Llama-shaped families; subclasses override the attributes."""
-
-    qk_norm = False  # Qwen3: RMSNorm over each q and k head before RoPE
-
-    def qkv_bias(self, config: dict) -> bool:
-        return bool(config.get("attention_bias", False))
 
 
 class LlamaModel(nn.Module):
