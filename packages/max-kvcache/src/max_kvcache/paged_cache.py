@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from max_kernels import dequantize_fp8, store_kvcache
@@ -23,6 +26,16 @@ def scatter_rows(dst: torch.Tensor, index: list[int], src: torch.Tensor) -> None
         dst.index_copy_(0, torch.as_tensor(index, dtype=torch.int64, device=dst.device), src.to(dst.device))
 
 
+def zeros(shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:
+    """A zeroed tensor. On the CPU its memory comes from calloc (through numpy): the pages are zero
+    when first touched, so a cache sized for the longest requests costs no time to clear and no
+    resident memory until it is written (torch.zeros would write every byte at once)."""
+    if torch.device(device).type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    nbytes = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
+    return torch.from_numpy(np.zeros(nbytes, dtype=np.uint8)).view(dtype).view(shape)
+
+
 class PagedKVCache:
     """The device tensors of a paged cache. Block 0 is the null block: never handed out, used as padding.
 
@@ -39,8 +52,8 @@ class PagedKVCache:
         self.num_blocks = num_blocks
         shape = (num_blocks, *spec.page_shape)
         layers = range(spec.num_layers)
-        self.k_caches = [torch.zeros(shape, dtype=spec.dtype, device=spec.device) for _ in layers]
-        self.v_caches = [torch.zeros(shape, dtype=spec.dtype, device=spec.device) for _ in layers]
+        self.k_caches = [zeros(shape, spec.dtype, spec.device) for _ in layers]
+        self.v_caches = [zeros(shape, spec.dtype, spec.device) for _ in layers]
         self.k_scales: list[torch.Tensor] = []
         self.v_scales: list[torch.Tensor] = []
         if spec.is_fp8:
