@@ -127,8 +127,8 @@ def quantized_linear_ref(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.
         return F.linear(x, qweight.dequantize().to(x.dtype), None if bias is None else bias.to(x.dtype))
     if qweight._cpu_weight is None:
         qweight._pack_for_cpu()
-    lead = x.shape[:-1]
-    x2 = x.reshape(-1, x.shape[-1])
+    flat = x.dim() == 2  # the engine's flat token batches: no reshapes (each costs a call per layer)
+    x2 = x if flat else x.reshape(-1, x.shape[-1])
     if qweight.cpu_path == "int4pack":
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(
             x2.to(torch.bfloat16), qweight._cpu_weight, 32, qweight._cpu_scales
@@ -138,4 +138,4 @@ def quantized_linear_ref(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.
     y = y.to(x.dtype)
     if bias is not None:
         y = y + bias.to(x.dtype)
-    return y.reshape(*lead, qweight.shape[0])
+    return y if flat else y.reshape(*x.shape[:-1], qweight.shape[0])
