@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+import max_kernels
 from max_config import ConfigError, PipelineConfig, resolve_pipeline
 from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
 from max_pipelines.engine.fingerprint import model_fingerprint
@@ -53,6 +54,10 @@ def build_connector(config: PipelineConfig, files, spec: KVCacheSpec) -> KVConne
 def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> EngineParts:
     resolved = resolve_pipeline(config)
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
+    runtime = config.runtime
+    max_kernels.set_kernel_preferences(
+        experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas
+    )
     if device.type == "cpu":
         # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
@@ -66,7 +71,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     )
     connector = build_connector(config, files, spec)  # before the weights: a bad setting fails fast
     try:
-        model = load_model(files, device)
+        model = load_model(files, device, custom_architectures=resolved.custom_architectures)
         tokenizer = load_tokenizer(files)
     except BaseException:
         if connector is not None:
@@ -79,7 +84,6 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         watermark=config.runtime.kvcache_ce_watermark,
         connector=connector,
     )
-    runtime = config.runtime
     scheduler = Scheduler(
         kv_manager,
         SchedulerConfig(

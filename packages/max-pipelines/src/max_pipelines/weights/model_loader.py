@@ -38,11 +38,10 @@ def load_model(
     `encoding`, `architecture`, `context_length`). Float weights are cast to `dtype`. GGUF
     quantized weights stay packed when `encoding` is a GGUF block encoding; with a float
     encoding they are dequantized to `dtype` at load. Tied embeddings share one table.
-    `custom_architectures` (from `ResolvedPipeline.custom_architectures`) are registered first.
+    `custom_architectures` (from `ResolvedPipeline.custom_architectures`) are looked up first.
     """
     device = torch.device(device)
-    REGISTRY.register_custom(custom_architectures)
-    arch = REGISTRY.get(model_files.architecture)
+    arch = REGISTRY.with_custom(custom_architectures).get(model_files.architecture)
     dtype = dtype or default_dtype(model_files.encoding, device)
     config = model_files.config
     # The RoPE table covers the model's own limit and any longer context the config allows.
