@@ -59,4 +59,5 @@ class RequestState:
             stop_reason=self.seq.stop_reason,
             prompt_logprobs=self.seq.prompt_logprobs,
             metrics=self.metrics,
+            logprobs=None if self.seq.logprobs is None else list(self.seq.logprobs),
         )
