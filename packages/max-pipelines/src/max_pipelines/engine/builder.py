@@ -12,6 +12,7 @@ from max_config import ConfigError, PipelineConfig, resolve_pipeline
 from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
+from max_pipelines.engine.multistep import resolve_num_steps
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
 from max_pipelines.weights.model_loader import load_model
@@ -26,6 +27,7 @@ class EngineParts:
     max_length: int
     eos_token_ids: frozenset[int]
     enable_echo: bool
+    max_num_steps: int = 1
 
 
 def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
@@ -103,4 +105,5 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         max_length=plan.max_length,
         eos_token_ids=eos_token_ids(files.generation_config, tokenizer),
         enable_echo=config.model.enable_echo,
+        max_num_steps=resolve_num_steps(runtime.max_num_steps, device),
     )
