@@ -53,7 +53,8 @@ def test_stop_strings_stop_with_and_without_detokenize(tiny_path, detokenize):
     assert out.stop_reason == "stop_string"
     assert out.token_ids == free[:n]
     if detokenize:
-        assert stop not in out.text and out.text == llm.tokenizer.decode(free[:n], skip_special_tokens=True).split(stop)[0]
+        full = llm.tokenizer.decode(free[:n], skip_special_tokens=True)
+        assert stop not in out.text and out.text == full.split(stop)[0]
     else:
         assert out.text == ""
         deltas = list(llm.stream(prompt, params))

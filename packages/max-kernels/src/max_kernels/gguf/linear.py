@@ -133,7 +133,9 @@ def quantized_linear(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tens
     return quantized_linear_ref(x, qweight, bias)
 
 
-def quantized_linear_vendor(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
+def quantized_linear_vendor(
+    x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Dequantize with the Triton kernel into x's dtype, then multiply with the vendor BLAS."""
     w = dequantize_triton(qweight.data, qweight.qtype, qweight.shape).to(x.dtype)
     return F.linear(x, w, None if bias is None else bias.to(x.dtype))

@@ -30,7 +30,8 @@ def burst_length(scheduler: Scheduler, batch: ScheduledBatch, max_steps: int) ->
         return 1
     if any(n != 1 or not batch.samples(i) for i, n in enumerate(batch.num_new_tokens)):
         return 1
-    steps = min(max_steps, *(min(s.max_new_tokens - s.num_output_tokens, s.max_length - s.num_tokens) for s in batch.seqs))
+    room = (min(s.max_new_tokens - s.num_output_tokens, s.max_length - s.num_tokens) for s in batch.seqs)
+    steps = min(max_steps, *room)
     if steps <= 1:
         return 1
     # Every request already holds a slot for this step; a failed reservation keeps the blocks it got.
