@@ -6,6 +6,7 @@ import types
 import pytest
 
 from max_config import DEFAULT_PROMPT, PipelineConfig, SamplingParams
+from max_config.default_model import DEFAULT_MODEL_GENERATION_CONFIG
 
 
 @pytest.fixture
@@ -34,7 +35,9 @@ def test_flags_become_the_run_arguments(invoke, calls, tmp_path):
     assert config.model.devices == "cpu"
     assert prompt_list == ["a", "b", "from file one", "from file two"]
     assert warmups == 2
-    assert params == SamplingParams(top_k=5, max_new_tokens=100, stop=("END",), stop_token_ids=(7, 8))
+    # No --model: the embedded model's recommended sampling fills what the flags leave unset.
+    recommended = {k: v for k, v in DEFAULT_MODEL_GENERATION_CONFIG.items() if k != "do_sample"}
+    assert params == SamplingParams(top_k=5, max_new_tokens=100, stop=("END",), stop_token_ids=(7, 8), **recommended)
 
 
 def test_default_prompt_and_print_config_never_runs(invoke, calls):

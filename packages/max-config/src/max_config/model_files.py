@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .chat_template import resolve_chat_template
-from .default_model import default_model_path
+from .default_model import DEFAULT_MODEL_GENERATION_CONFIG, default_model_path
 from .enums import QuantizationEncoding
 from .errors import ConfigError
 from .gguf_metadata import read_gguf
@@ -176,6 +176,10 @@ def resolve_model_files(model: ModelConfig) -> ModelFiles:
         config, generation_config, chat_template, detected = (
             info.config, info.generation_config, info.chat_template, info.encoding
         )
+        # A generation_config.json beside the GGUF file (as in the model's HF repo) fills in the rest.
+        generation_config = {**generation_config, **_read_json(root / "generation_config.json", required=False)}
+        if model.model_path is None:
+            generation_config = {**DEFAULT_MODEL_GENERATION_CONFIG, **generation_config}
         weight_format, where = "gguf", str(weights[0])
     elif suffixes == {".safetensors"}:
         config = _read_json(root / "config.json", required=True)
