@@ -76,3 +76,27 @@ def test_config_errors_print_one_line_and_return_2(tmp_path, capsys):
     assert run_generate(config_for(missing), ["Hello"], PARAMS, 0) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and len([e for e in err if e.startswith("error")]) == 1
+
+
+def test_logprobs_flag_prints_the_float64_log_softmax(model_dir, invoke):
+    result = invoke("generate", "--model", str(model_dir), "--devices", "cpu", "--max-length", "128", "--prompt",
+                    "Hello", "--prompt", "Hi there", "--temperature", "0", "--max-new-tokens", "4", "--ignore-eos",
+                    "--no-detokenize", "--logprobs", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4 and lines[1].startswith("logprobs: ") and lines[3].startswith("logprobs: ")
+    hf = LlamaForCausalLM.from_pretrained(model_dir).double().eval()
+    llm = LLM.from_config(config_for(model_dir))
+    for i, prompt in enumerate(["Hello", "Hi there"]):
+        generated = [int(t) for t in lines[2 * i].removeprefix(f"[{i + 1}] ").split()]
+        groups = [[tuple(pair.split(":")) for pair in g.split("/")] for g in lines[2 * i + 1].split()[1:]]
+        ids = llm.encode(prompt)
+        with torch.inference_mode():
+            logits = hf(torch.tensor([ids + generated])).logits[0, len(ids) - 1 : -1]
+        reference = torch.log_softmax(logits, dim=-1)
+        assert len(groups) == len(generated) == 4
+        for token, group, ref in zip(generated, groups, reference):
+            printed = {int(t): float(lp) for t, lp in group}
+            assert int(group[0][0]) == token
+            assert set(printed) == {token, *ref.topk(2).indices.tolist()}
+            assert all(abs(lp - ref[t].item()) < 1e-3 for t, lp in printed.items())
