@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-import max_kernels
 from max_config import ConfigError, PipelineConfig, resolve_pipeline
+from max_kernels import set_kernel_preferences
 from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
@@ -57,9 +57,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     resolved = resolve_pipeline(config)
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
     runtime = config.runtime
-    max_kernels.set_kernel_preferences(
-        experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas
-    )
+    set_kernel_preferences(experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas)
     if device.type == "cpu":
         # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
