@@ -5,9 +5,6 @@ import shutil
 import textwrap
 
 import pytest
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 MODULE = """
 from max_pipelines.architectures.llama import ARCHITECTURES as LLAMA
@@ -26,20 +23,10 @@ ARCHITECTURES = [
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
+def models_dir(tmp_path_factory, tiny_llama):
     """The same random weights twice: once as LlamaForCausalLM, once as MyLlamaForCausalLM."""
     root = tmp_path_factory.mktemp("custom_arch")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=258, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=256, initializer_range=0.3, bos_token_id=0, eos_token_id=1,
-    )
-    LlamaForCausalLM(config).save_pretrained(root / "llama", safe_serialization=True)
-    vocab = {"<s>": 0, "</s>": 1} | {c: i + 2 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(root / "llama")
+    shutil.copytree(tiny_llama, root / "llama")
     shutil.copytree(root / "llama", root / "mine")
     cfg_path = root / "mine" / "config.json"
     cfg = json.loads(cfg_path.read_text())

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from test_engine_llm import make_llm, save_tiny
+from fixtures.tiny_llm import make_llm, save_tiny
 
 from max_config import PipelineConfig, SamplingParams
 from max_pipelines import LLM

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_engine_llm import PROMPTS, hf_greedy, make_llm, save_tiny
+from fixtures.tiny_llm import PROMPTS, hf_greedy, make_llm, save_tiny
 
 from max_config import PipelineConfig, SamplingParams
 from max_pipelines import LLM

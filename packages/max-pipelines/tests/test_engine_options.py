@@ -1,7 +1,7 @@
 """Engine options on a tiny random Llama: kernel preferences from the flags, stop strings without detokenizing."""
 
 import pytest
-from test_engine_llm import make_llm, save_tiny
+from fixtures.tiny_llm import make_llm, save_tiny
 
 from max_config import SamplingParams
 from max_kernels import kernel_preferences, set_kernel_preferences
