@@ -1,30 +1,11 @@
 """run_generate on a tiny random Llama: streamed stdout equals LLM.generate's text, the report is on stderr."""
 
-import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM
 
 from max_cli.generate_run import run_generate
 from max_config import PipelineConfig, SamplingParams
 from max_pipelines import LLM
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_llama")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=258, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=256, initializer_range=0.3, bos_token_id=0, eos_token_id=1,
-    )
-    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
-    vocab = {"<s>": 0, "</s>": 1} | {c: i + 2 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(path)
-    return path
 
 
 def config_for(path, **kwargs):
@@ -34,9 +15,9 @@ def config_for(path, **kwargs):
 PARAMS = SamplingParams(temperature=0.0, max_new_tokens=8, ignore_eos=True)
 
 
-def test_streams_the_text_then_reports(model_dir, capsys):
-    expected = LLM.from_config(config_for(model_dir)).generate(["Hello"], PARAMS)[0]
-    assert run_generate(config_for(model_dir), ["Hello"], PARAMS, 0) == 0
+def test_streams_the_text_then_reports(tiny_llama, capsys):
+    expected = LLM.from_config(config_for(tiny_llama)).generate(["Hello"], PARAMS)[0]
+    assert run_generate(config_for(tiny_llama), ["Hello"], PARAMS, 0) == 0
     out, err = capsys.readouterr()
     assert out == expected.text + "\n"
     for line in ("Prompt size: ", "Output size: 8 tokens", "Startup time: ", "Time to first token: ",
@@ -46,27 +27,27 @@ def test_streams_the_text_then_reports(model_dir, capsys):
     assert "p50/p90/p99" not in err
 
 
-def test_warmups_add_percentiles(model_dir, capsys):
-    assert run_generate(config_for(model_dir), ["Hi"], PARAMS, 2) == 0
+def test_warmups_add_percentiles(tiny_llama, capsys):
+    assert run_generate(config_for(tiny_llama), ["Hi"], PARAMS, 2) == 0
     err = capsys.readouterr().err
     assert "warm-up 2/2" in err
     assert "Time to first token p50/p90/p99: " in err
     assert "Inter-token latency p50/p90/p99: " in err
 
 
-def test_several_prompts_are_one_batch_printed_in_order(model_dir, capsys):
+def test_several_prompts_are_one_batch_printed_in_order(tiny_llama, capsys):
     prompts = ["first prompt", "second", "a third, longer prompt"]
-    expected = LLM.from_config(config_for(model_dir)).generate(prompts, PARAMS)
-    assert run_generate(config_for(model_dir), prompts, PARAMS, 0) == 0
+    expected = LLM.from_config(config_for(tiny_llama)).generate(prompts, PARAMS)
+    assert run_generate(config_for(tiny_llama), prompts, PARAMS, 0) == 0
     out, err = capsys.readouterr()
     assert out == "".join(f"[{i + 1}] {o.text}\n" for i, o in enumerate(expected))
     assert "Output size: 24 tokens" in err
 
 
-def test_no_detokenize_prints_token_ids(model_dir, capsys):
+def test_no_detokenize_prints_token_ids(tiny_llama, capsys):
     params = SamplingParams(temperature=0.0, max_new_tokens=5, ignore_eos=True, detokenize=False)
-    expected = LLM.from_config(config_for(model_dir)).generate(["Hello"], params)[0]
-    assert run_generate(config_for(model_dir), ["Hello"], params, 0) == 0
+    expected = LLM.from_config(config_for(tiny_llama)).generate(["Hello"], params)[0]
+    assert run_generate(config_for(tiny_llama), ["Hello"], params, 0) == 0
     out = capsys.readouterr().out
     assert [int(t) for t in out.split()] == expected.token_ids
 
@@ -76,3 +57,27 @@ def test_config_errors_print_one_line_and_return_2(tmp_path, capsys):
     assert run_generate(config_for(missing), ["Hello"], PARAMS, 0) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and len([e for e in err if e.startswith("error")]) == 1
+
+
+def test_logprobs_flag_prints_the_float64_log_softmax(tiny_llama, invoke):
+    result = invoke("generate", "--model", str(tiny_llama), "--devices", "cpu", "--max-length", "128", "--prompt",
+                    "Hello", "--prompt", "Hi there", "--temperature", "0", "--max-new-tokens", "4", "--ignore-eos",
+                    "--no-detokenize", "--logprobs", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4 and lines[1].startswith("logprobs: ") and lines[3].startswith("logprobs: ")
+    hf = LlamaForCausalLM.from_pretrained(tiny_llama).double().eval()
+    llm = LLM.from_config(config_for(tiny_llama))
+    for i, prompt in enumerate(["Hello", "Hi there"]):
+        generated = [int(t) for t in lines[2 * i].removeprefix(f"[{i + 1}] ").split()]
+        groups = [[tuple(pair.split(":")) for pair in g.split("/")] for g in lines[2 * i + 1].split()[1:]]
+        ids = llm.encode(prompt)
+        with torch.inference_mode():
+            logits = hf(torch.tensor([ids + generated])).logits[0, len(ids) - 1 : -1]
+        reference = torch.log_softmax(logits, dim=-1)
+        assert len(groups) == len(generated) == 4
+        for token, group, ref in zip(generated, groups, reference):
+            printed = {int(t): float(lp) for t, lp in group}
+            assert int(group[0][0]) == token
+            assert set(printed) == {token, *ref.topk(2).indices.tolist()}
+            assert all(abs(lp - ref[t].item()) < 1e-3 for t, lp in printed.items())

@@ -7,9 +7,7 @@ import subprocess
 import time
 
 import pytest
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from fixtures.tiny_llm import hf_greedy, save_tiny
 
 from max_config import ConfigError, PipelineConfig, SamplingParams, resolve_model_files
 from max_pipelines import LLM
@@ -23,48 +21,18 @@ OTHER = [(11 * i + 5) % 250 + 2 for i in range(40)]  # no block in common: evict
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=NEW, ignore_eos=True)
 
 
-def byte_tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {"<s>": 0, "</s>": 1} | {c: i + 2 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
-
-
-def save_llama(path, seed: int) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=258, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.3, bos_token_id=0, eos_token_id=1,
-        tie_word_embeddings=False, rms_norm_eps=1e-5,
-    )
-    model = LlamaForCausalLM(config).float().eval()
-    model.save_pretrained(path, safe_serialization=True)
-    byte_tokenizer().save_pretrained(path)
-    return model
-
-
-def hf_greedy(model, prompt) -> list[int]:
-    with torch.inference_mode():
-        out = model.generate(
-            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, eos_token_id=None, pad_token_id=0,
-        )
-    return out[0, len(prompt):].tolist()
-
-
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory):
     path = tmp_path_factory.mktemp("llama")
-    model = save_llama(path, seed=0)
-    return path, {tuple(p): hf_greedy(model, p) for p in (FIRST, SECOND, OTHER)}
+    model = save_tiny(path, "llama", seed=0, max_positions=256)
+    return path, {tuple(p): hf_greedy(model, p, NEW) for p in (FIRST, SECOND, OTHER)}
 
 
 @pytest.fixture(scope="module")
 def other_llama(tmp_path_factory):
     """Same shapes and config, other random weights."""
     path = tmp_path_factory.mktemp("other")
-    save_llama(path, seed=1)
+    save_tiny(path, "llama", seed=1, max_positions=256)
     return path
 
 

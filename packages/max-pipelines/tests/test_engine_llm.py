@@ -2,55 +2,18 @@
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from fixtures.tiny_llm import PROMPTS, hf_greedy, make_llm, save_tiny
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
 from max_pipelines import LLM
 
-PROMPTS = [[5, 17, 42, 9, 100, 3, 77], [8, 8, 8, 120, 64, 31, 2, 99, 14, 250, 7, 33, 6, 81, 19, 45, 12], [200, 11, 5]]
 NEW = 6
-
-
-def byte_tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {"<s>": 0, "</s>": 1}
-    vocab |= {c: i + 2 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
-
-
-def save_tiny(path, arch: str):
-    torch.manual_seed(0)
-    common = dict(
-        vocab_size=258, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.3, bos_token_id=0, eos_token_id=1,
-        tie_word_embeddings=False,
-    )
-    if arch == "llama":
-        model = LlamaForCausalLM(LlamaConfig(**common, rms_norm_eps=1e-5))
-    else:
-        model = Qwen2ForCausalLM(Qwen2Config(**common, rms_norm_eps=1e-6))
-    model = model.float().eval()
-    model.save_pretrained(path, safe_serialization=True)
-    byte_tokenizer().save_pretrained(path)
-    return model
-
-
-def hf_greedy(model, prompt, new=NEW):
-    with torch.inference_mode():
-        out = model.generate(
-            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            max_new_tokens=new, min_new_tokens=new, do_sample=False, eos_token_id=None, pad_token_id=0,
-        )
-    return out[0, len(prompt):].tolist()
 
 
 def build(tmp_path_factory, arch):
     path = tmp_path_factory.mktemp(arch)
     model = save_tiny(path, arch)
-    return path, [hf_greedy(model, p) for p in PROMPTS], model
+    return path, [hf_greedy(model, p, NEW) for p in PROMPTS], model
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +27,6 @@ def tiny_qwen(tmp_path_factory):
 
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=NEW, ignore_eos=True)
-
-
-def make_llm(path, **kwargs):
-    return LLM(model=str(path), devices="cpu", max_length=256, **kwargs)
 
 
 @pytest.mark.parametrize("arch", ["tiny", "tiny_qwen"])

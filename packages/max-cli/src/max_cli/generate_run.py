@@ -60,6 +60,12 @@ def _print_piece(out, text: str, token_ids: list[int], detokenize: bool) -> None
     out.flush()
 
 
+def _logprobs_line(logprobs: list[dict[int, float]]) -> str:
+    """`--logprobs N`: one `id:logprob/alt:logprob/...` group per generated token, the chosen token first."""
+    groups = ("/".join(f"{token}:{lp:.4f}" for token, lp in entry.items()) for entry in logprobs)
+    return "logprobs: " + " ".join(groups) + "\n"
+
+
 def _run(llm, prompts: list[str], params: SamplingParams, show: bool) -> RunTimes:
     """Generate all prompts as one batch; with `show`, stream one prompt or print several in order, labelled."""
     start = time.perf_counter()
@@ -91,6 +97,8 @@ def _loop(llm, seqs, params: SamplingParams, show: bool) -> None:
                 out.write(f"[{printed + 1}] ")
                 _print_piece(out, o.text, o.token_ids, params.detokenize)
             out.write("\n")
+            if params.logprobs:
+                out.write(_logprobs_line(llm.output_of(seqs[printed]).logprobs))
             out.flush()
             printed += 1
 

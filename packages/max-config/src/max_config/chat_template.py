@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from .errors import ConfigError
+from .values import read_text_file
 
 
 def _compile(template: str, where: str) -> str:
@@ -18,10 +19,7 @@ def _compile(template: str, where: str) -> str:
 
 
 def _from_file(path: Path, flag: str) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{flag}: cannot read {path}: {exc}") from None
+    text = read_text_file(path, flag)
     if path.suffix == ".json" or text.lstrip().startswith("{\""):
         try:
             content = json.loads(text)

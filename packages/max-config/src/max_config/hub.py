@@ -37,14 +37,15 @@ def download_repo(repo_id: str, model: ModelConfig, weight_names: Callable[[list
         from huggingface_hub import HfApi, snapshot_download
 
         sub = f"{model.subfolder.strip('/')}/" if model.subfolder else ""
-        root = Path(
-            snapshot_download(
-                repo_id,
-                revision=model.huggingface_model_revision,
-                allow_patterns=[sub + pattern for pattern in _META_PATTERNS],
-                force_download=model.force_download,
+
+        def fetch(revision: str, patterns) -> Path:
+            """The snapshot folder of `revision` holding the files of `patterns` under the subfolder."""
+            allow = [sub + pattern for pattern in patterns]
+            return Path(
+                snapshot_download(repo_id, revision=revision, allow_patterns=allow, force_download=model.force_download)
             )
-        )
+
+        root = fetch(model.huggingface_model_revision, _META_PATTERNS)
         try:
             names = HfApi().list_repo_files(repo_id, revision=model.huggingface_weight_revision)
         except Exception:  # offline: list what the local cache holds
@@ -52,14 +53,7 @@ def download_repo(repo_id: str, model: ModelConfig, weight_names: Callable[[list
             names = [str(path.relative_to(cached)) for path in cached.rglob("*") if path.is_file()]
         names = [name[len(sub):] for name in names if name.startswith(sub)]
         chosen = weight_names(names)
-        weights_root = Path(
-            snapshot_download(
-                repo_id,
-                revision=model.huggingface_weight_revision,
-                allow_patterns=[sub + name for name in chosen],
-                force_download=model.force_download,
-            )
-        )
+        weights_root = fetch(model.huggingface_weight_revision, chosen)
     except ConfigError:
         raise
     except Exception as exc:  # network, auth, missing repo or revision: all become one line

@@ -20,7 +20,7 @@ GENERATION_CONFIG_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_
 
 _REQUEST_KEYS = {
     "temperature", "top_k", "top_p", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty",
-    "max_new_tokens", "min_new_tokens", "ignore_eos", "stop", "stop_token_ids", "detokenize", "seed",
+    "max_new_tokens", "min_new_tokens", "ignore_eos", "stop", "stop_token_ids", "detokenize", "seed", "logprobs",
 }
 
 
@@ -90,6 +90,11 @@ class SamplingConfig(BaseModel):
         parse="int_list",
     )
     detokenize: bool = setting(True, "Whether to detokenize the output tokens into text.")
+    logprobs: int = setting(
+        0,
+        "Print, after each output, every generated token's log-probability and those of the N most likely "
+        "tokens (of the raw logits, before penalties and temperature). 0 prints none.",
+    )
     seed: int | None = setting(None, "Seed for the random number generator.", default_text="random")
     enable_penalties: bool | None = setting(
         None,

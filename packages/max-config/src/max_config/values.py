@@ -14,12 +14,17 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def read_mapping_file(path: Path, what: str) -> Any:
-    """The parsed content of a YAML or JSON file (any YAML value); unreadable or malformed -> ConfigError."""
+def read_text_file(path: Path, what: str) -> str:
+    """A UTF-8 file's text; unreadable or not UTF-8 -> ConfigError naming `what` (the flag) and the path."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what}: cannot read {path}: {exc}") from None
+
+
+def read_mapping_file(path: Path, what: str) -> Any:
+    """The parsed content of a YAML or JSON file (any YAML value); unreadable or malformed -> ConfigError."""
+    text = read_text_file(path, what)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -2,7 +2,7 @@
 
 from max_kernels.activations import gelu_tanh_and_mul, silu_and_mul
 from max_kernels.attention import paged_attention
-from max_kernels.dispatch import set_kernel_preferences, use_triton
+from max_kernels.dispatch import kernel_preferences, set_kernel_preferences, use_triton, use_vendor_blas
 from max_kernels.fp8 import dequantize_fp8, quantize_fp8
 from max_kernels.kv_store import store_kvcache
 from max_kernels.norms import layer_norm, rms_norm

@@ -1,8 +1,8 @@
 """Architecture name (`config.json`'s `architectures[0]`) -> model class and weight name mapping.
 
 A `--custom-architectures` module exposes `ARCHITECTURES: list[SupportedArchitecture]`;
-max_config imports it and each entry is registered like the built-in ones (a custom entry may
-replace a built-in one).
+max_config imports it and `load_model` looks the model up in `REGISTRY.with_custom(...)`, where each
+entry sits beside the built-in ones (a custom entry may replace a built-in one) for that load only.
 """
 
 from __future__ import annotations
@@ -60,6 +60,13 @@ class ArchitectureRegistry:
                     "ARCHITECTURES must list SupportedArchitecture entries"
                 )
             self.register(arch)
+
+    def with_custom(self, architectures: list) -> ArchitectureRegistry:
+        """A copy with `architectures` registered on top; this registry is left as it was."""
+        registry = ArchitectureRegistry()
+        registry._architectures = dict(self._architectures)
+        registry.register_custom(architectures)
+        return registry
 
 
 def _builtin_registry() -> ArchitectureRegistry:

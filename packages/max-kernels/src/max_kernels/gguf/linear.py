@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from max_kernels.dispatch import use_triton
+from max_kernels.dispatch import KernelPreferences, kernel_preferences, use_triton
 from max_kernels.gguf.dequantize import dequantize, q4_k_scales
 from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes, row_bytes
-from max_kernels.gguf.linear_triton import quantized_linear_triton
+from max_kernels.gguf.kernels import dequantize_triton
+from max_kernels.gguf.linear_triton import GEMV_MAX_M, quantized_linear_triton
 
 CPU_PATHS = ("auto", "int4pack", "bfloat16", "float32")
 _INT4_TYPES = (GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q4_K)
@@ -114,11 +115,30 @@ def int4_groups(data: torch.Tensor, qtype: GGMLType, shape: tuple[int, int]):
     return codes.reshape(out, cols).to(torch.int32), scale, zero
 
 
+def _cuda_path(m: int, prefs: KernelPreferences) -> str:
+    """The CUDA implementation for `m` activation rows: with `--use-vendor-blas`, "vendor_blas" (the
+    Triton dequantize kernel, then torch's matmul); otherwise the fused Triton "gemv" (small m) or "gemm"."""
+    if prefs.vendor_blas:
+        return "vendor_blas"
+    return "gemv" if m <= GEMV_MAX_M else "gemm"
+
+
 def quantized_linear(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
     """y[..., out] = x[..., in] @ W.T (+ bias), in x's dtype."""
     if use_triton(x) and qweight.data.is_cuda and qweight.qtype not in FLOAT_TYPES:
+        m = x.numel() // qweight.shape[1]
+        if _cuda_path(m, kernel_preferences()) == "vendor_blas":
+            return quantized_linear_vendor(x, qweight, bias)
         return quantized_linear_triton(x, qweight, bias)
     return quantized_linear_ref(x, qweight, bias)
+
+
+def quantized_linear_vendor(
+    x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Dequantize with the Triton kernel into x's dtype, then multiply with the vendor BLAS."""
+    w = dequantize_triton(qweight.data, qweight.qtype, qweight.shape).to(x.dtype)
+    return F.linear(x, w, None if bias is None else bias.to(x.dtype))
 
 
 def quantized_linear_ref(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:

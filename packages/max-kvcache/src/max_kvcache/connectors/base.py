@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
-from dataclasses import dataclass
 
 from max_kvcache.hashing import BlockHash
 from max_kvcache.paged_cache import PagedKVCache
@@ -25,6 +26,16 @@ class ConnectorStats:
     errors: int = 0
     corrupt: int = 0
     evictions: int = 0
+
+
+def leading_run(held: Iterable[bool]) -> int:
+    """How many of `held` are true before the first false; reads no further than that."""
+    count = 0
+    for flag in held:
+        if not flag:
+            break
+        count += 1
+    return count
 
 
 def connector_namespace(spec: KVCacheSpec, model_fingerprint: str) -> bytes:

@@ -7,7 +7,7 @@ import time
 import redis
 import torch
 
-from max_kvcache.connectors.base import KVConnector
+from max_kvcache.connectors.base import KVConnector, leading_run
 from max_kvcache.connectors.record import CorruptBlockError, decode_block, encode_block
 from max_kvcache.hashing import BlockHash
 from max_kvcache.paged_cache import PagedKVCache
@@ -65,11 +65,7 @@ class DKVConnector(KVConnector):
         except _FAILURES:
             self._failed()
             return 0
-        count = 0
-        for held in present:
-            if not held:
-                break
-            count += 1
+        count = leading_run(present)
         self.stats.hits += count
         return count
 

@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import torch
 
-from max_kvcache.connectors.base import KVConnector
+from max_kvcache.connectors.base import KVConnector, leading_run
 from max_kvcache.hashing import BlockHash
 from max_kvcache.paged_cache import PagedKVCache
 from max_kvcache.spec import KVCacheSpec
@@ -65,22 +65,17 @@ class LocalConnector(KVConnector):
         super().__init__(spec, model_fingerprint)
         self.host = HostBlockStore(num_host_blocks, spec.packed_block_bytes, pin_memory=spec.device.type == "cuda")
 
+    def _held_run(self, block_hashes: list[BlockHash]) -> int:
+        return leading_run(self.key(h) in self.host for h in block_hashes)
+
     def lookup(self, block_hashes: list[BlockHash]) -> int:
         self.stats.lookups += len(block_hashes)
-        count = 0
-        for block_hash in block_hashes:
-            if self.key(block_hash) not in self.host:
-                break
-            count += 1
+        count = self._held_run(block_hashes)
         self.stats.hits += count
         return count
 
     def load(self, block_hashes: list[BlockHash], block_ids: list[int], kv_cache: PagedKVCache) -> int:
-        count = 0
-        for block_hash in block_hashes:
-            if self.key(block_hash) not in self.host:
-                break
-            count += 1
+        count = self._held_run(block_hashes)
         if not count:
             return 0
         return self._write_rows(block_ids, self.host.get([self.key(h) for h in block_hashes[:count]]), kv_cache)

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
-from max_kvcache.connectors.base import KVConnector
+from max_kvcache.connectors.base import KVConnector, leading_run
 from max_kvcache.connectors.disk import DiskBlockStore
 from max_kvcache.connectors.host import HostBlockStore
 from max_kvcache.connectors.record import CorruptBlockError, encode_block, read_block_into
@@ -52,11 +52,7 @@ class TieredConnector(KVConnector):
 
     def lookup(self, block_hashes: list[BlockHash]) -> int:
         self.stats.lookups += len(block_hashes)
-        count = 0
-        for block_hash in block_hashes:
-            if not self._held(block_hash):
-                break
-            count += 1
+        count = leading_run(self._held(h) for h in block_hashes)
         self.stats.hits += count
         return count
 

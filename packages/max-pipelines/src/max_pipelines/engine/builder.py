@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import torch
 
 from max_config import ConfigError, PipelineConfig, resolve_pipeline
+from max_kernels import set_kernel_preferences
 from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
+from max_pipelines.engine.multistep import resolve_num_steps
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
 from max_pipelines.weights.model_loader import load_model
@@ -25,6 +27,7 @@ class EngineParts:
     max_length: int
     eos_token_ids: frozenset[int]
     enable_echo: bool
+    max_num_steps: int = 1
 
 
 def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
@@ -53,6 +56,8 @@ def build_connector(config: PipelineConfig, files, spec: KVCacheSpec) -> KVConne
 def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> EngineParts:
     resolved = resolve_pipeline(config)
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
+    runtime = config.runtime
+    set_kernel_preferences(experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas)
     if device.type == "cpu":
         # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
@@ -68,7 +73,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     try:
         # Packed GGUF weights take the fastest CPU path (bfloat16 matmul inputs, float32 activations);
         # `--quantization-encoding float32` gives the exact one.
-        model = load_model(files, device, cpu_path="auto")
+        model = load_model(files, device, custom_architectures=resolved.custom_architectures, cpu_path="auto")
         tokenizer = load_tokenizer(files)
     except BaseException:
         if connector is not None:
@@ -81,7 +86,6 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         watermark=config.runtime.kvcache_ce_watermark,
         connector=connector,
     )
-    runtime = config.runtime
     scheduler = Scheduler(
         kv_manager,
         SchedulerConfig(
@@ -101,4 +105,5 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         max_length=plan.max_length,
         eos_token_ids=eos_token_ids(files.generation_config, tokenizer),
         enable_echo=config.model.enable_echo,
+        max_num_steps=resolve_num_steps(runtime.max_num_steps, device),
     )

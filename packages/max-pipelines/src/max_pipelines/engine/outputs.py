@@ -35,3 +35,6 @@ class RequestOutput:
     # prompt_logprobs[i] = log p(prompt[i + 1] | prompt[: i + 1]); set when echo is on.
     prompt_logprobs: list[float] | None
     metrics: RequestMetrics
+    # With SamplingParams.logprobs = k > 0: per generated token, {chosen id: logprob, top-k ids: logprobs},
+    # from the log-softmax of the raw logits (before penalties and temperature).
+    logprobs: list[dict[int, float]] | None = None

@@ -8,12 +8,15 @@ from max_pipelines.tokenization.detokenizer import IncrementalDetokenizer
 
 
 class RequestState:
+    """Output of one request. With `detokenize=False` the text stays empty, but a request with stop
+    strings is still detokenized internally so that they end it."""
+
     def __init__(self, seq: Sequence, prompt: str | list[int], tokenizer):
         self.seq = seq
         self.prompt = prompt
-        self.detokenizer = (
-            IncrementalDetokenizer(tokenizer, seq.prompt_token_ids, seq.params.stop) if seq.params.detokenize else None
-        )
+        self.show_text = seq.params.detokenize
+        needed = self.show_text or bool(seq.params.stop)
+        self.detokenizer = IncrementalDetokenizer(tokenizer, seq.prompt_token_ids, seq.params.stop) if needed else None
         self.metrics = RequestMetrics(arrival_time=seq.arrival_time)
         self.text = ""
         self.pending: list[StreamDelta] = []
@@ -27,12 +30,13 @@ class RequestState:
             self.metrics.first_token_time = now
         self.metrics.token_times.append(now)
         text = self.detokenizer.add_token(token_id) if self.detokenizer else ""
+        text = text if self.show_text else ""
         self.text += text
         self.pending.append(StreamDelta(text=text, token_ids=[token_id], finished=False))
 
     def on_finish(self, now: float) -> None:
         self.metrics.finish_time = now
-        tail = self.detokenizer.finish() if self.detokenizer else ""
+        tail = self.detokenizer.finish() if self.detokenizer and self.show_text else ""
         self.text += tail
         if self.pending:
             last = self.pending[-1]
@@ -55,4 +59,5 @@ class RequestState:
             stop_reason=self.seq.stop_reason,
             prompt_logprobs=self.seq.prompt_logprobs,
             metrics=self.metrics,
+            logprobs=None if self.seq.logprobs is None else list(self.seq.logprobs),
         )

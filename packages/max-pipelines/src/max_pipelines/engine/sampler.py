@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from max_kernels import sampling
+from max_pipelines.engine.logprobs import PendingLogprobs
 from max_pipelines.engine.sequence import Sequence
 
 
@@ -21,13 +22,17 @@ class Sampler:
     while too few tokens were generated; 3. `max_kernels.sampling.sample` with temperature (0 is
     greedy), top-k, top-p, min-p and a counter-based draw keyed by (seed, number of generated tokens),
     so a request's tokens do not depend on the rest of the batch. An all-greedy batch is an argmax.
+    Requests with `logprobs > 0` get the log-softmax of the logits as they come in (see `logprobs`),
+    appended by `record`.
     """
 
     def __init__(self, vocab_size: int, device: torch.device):
         self.vocab_size = vocab_size
         self.device = device
+        self._pending: PendingLogprobs | None = None
 
     def __call__(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+        self._pending = PendingLogprobs.of(logits, seqs)
         logits = self._apply_penalties(logits, seqs)
         logits = self._mask_min_tokens(logits, seqs)
         params = [s.params for s in seqs]
@@ -45,10 +50,14 @@ class Sampler:
         )
 
     def record(self, seqs: list[Sequence], token_ids: list[int]) -> None:
-        """Count each sampled token for the requests that use penalties (device-side, no sync)."""
+        """Count each sampled token for the requests that use penalties (device-side, no sync) and
+        append the logprobs of the requests that ask for them."""
         for seq, token in zip(seqs, token_ids):
             if seq.output_counts is not None:
                 seq.output_counts[token] += 1
+        if self._pending is not None:
+            self._pending.record(seqs, token_ids)
+            self._pending = None
 
     def _apply_penalties(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
         rows = [i for i, s in enumerate(seqs) if needs_penalties(s)]

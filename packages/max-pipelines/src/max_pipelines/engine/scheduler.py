@@ -136,8 +136,7 @@ class Scheduler:
             num_new = min(remaining, self._budget(batch))
             if num_new < remaining and not self.config.enable_chunked_prefill:
                 if batch.seqs or remaining <= self.config.max_batch_input_tokens:
-                    self.kv.free(seq)
-                    seq.num_computed_tokens = 0
+                    self._release(seq)
                     break
                 num_new = remaining  # longer than the whole budget: it runs alone, unsplit
             if (
@@ -145,8 +144,7 @@ class Scheduler:
                 or not self._fits_total(batch, seq, num_new)
                 or not self.kv.allocate_slots(seq, num_new)
             ):
-                self.kv.free(seq)
-                seq.num_computed_tokens = 0
+                self._release(seq)
                 break
             self.stats.num_prefix_cached_tokens += seq.num_computed_tokens
             self.waiting.popleft()
@@ -167,10 +165,14 @@ class Scheduler:
         used = sum(aligned(s.num_computed_tokens + n) for s, n in zip(batch.seqs, batch.num_new_tokens))
         return not batch.seqs or used + aligned(seq.num_computed_tokens + num_new) <= limit
 
-    def _preempt(self, seq: Sequence) -> None:
-        self.running.remove(seq)
+    def _release(self, seq: Sequence) -> None:
+        """Free `seq`'s blocks: it starts again from no computed tokens."""
         self.kv.free(seq)
         seq.num_computed_tokens = 0
+
+    def _preempt(self, seq: Sequence) -> None:
+        self.running.remove(seq)
+        self._release(seq)
         seq.status = SequenceStatus.WAITING
         seq.num_preemptions += 1
         self.stats.num_preemptions += 1

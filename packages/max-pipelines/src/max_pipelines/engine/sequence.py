@@ -57,6 +57,8 @@ class Sequence:
         self.output_counts: torch.Tensor | None = None
         self.prompt_mask: torch.Tensor | None = None
         self.prompt_logprobs: list[float] | None = [] if self.echo or self.params.echo else None
+        # Filled by the sampler when `params.logprobs > 0`: one {token id: logprob} dict per generated token.
+        self.logprobs: list[dict[int, float]] | None = [] if self.params.logprobs > 0 else None
 
     @property
     def num_tokens(self) -> int:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from max_pipelines.architectures import hf_config
+from max_pipelines.architectures.decoder import CausalLM, DecoderModel, residual_norm
 from max_pipelines.forward_context import ForwardContext
 from max_pipelines.layers.attention import AttentionShape, SelfAttention
 from max_pipelines.layers.embedding import LMHead, VocabEmbedding
@@ -47,17 +48,13 @@ class Gemma3DecoderLayer(nn.Module):
         residual: torch.Tensor | None,
         ctx: ForwardContext,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if residual is None:
-            residual = hidden
-            hidden = self.input_layernorm(hidden)
-        else:
-            hidden, residual = self.input_layernorm(hidden, residual)
+        hidden, residual = residual_norm(self.input_layernorm, hidden, residual)
         hidden = self.post_attention_layernorm(self.self_attn(positions, hidden, ctx))
         hidden, residual = self.pre_feedforward_layernorm(hidden, residual)
         return self.post_feedforward_layernorm(self.mlp(hidden)), residual
 
 
-class Gemma3Model(nn.Module):
+class Gemma3Model(DecoderModel):
     def __init__(self, config: dict, max_positions: int):
         super().__init__()
         hidden = config["hidden_size"]
@@ -68,16 +65,8 @@ class Gemma3Model(nn.Module):
         self.layers = nn.ModuleList(Gemma3DecoderLayer(config, i, rotary[t]) for i, t in enumerate(types))
         self.norm = GemmaRMSNorm(hidden, config.get("rms_norm_eps", 1e-6))
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        hidden = self.embed_tokens(input_ids)
-        residual = None
-        for layer in self.layers:
-            hidden, residual = layer(positions, hidden, residual, ctx)
-        hidden, _ = self.norm(hidden, residual)
-        return hidden
 
-
-class Gemma3ForCausalLM(nn.Module):
+class Gemma3ForCausalLM(CausalLM):
     def __init__(self, config: dict, max_positions: int):
         super().__init__()
         # Defaults of configs that leave them out (e.g. built from GGUF metadata), as in
@@ -92,12 +81,3 @@ class Gemma3ForCausalLM(nn.Module):
         self.config = config
         self.model = Gemma3Model(config, max_positions)
         self.lm_head = LMHead(config["hidden_size"], config["vocab_size"], config.get("final_logit_softcapping"))
-
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        return self.model(input_ids, positions, ctx)
-
-    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(hidden)
-
-    def tie_weights(self) -> None:
-        self.lm_head.tie(self.model.embed_tokens)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from max_pipelines.architectures import hf_config
+from max_pipelines.architectures.decoder import CausalLM, DecoderModel, residual_norm
 from max_pipelines.forward_context import ForwardContext
 from max_pipelines.layers.attention import AttentionShape, SelfAttention
 from max_pipelines.layers.embedding import LMHead, VocabEmbedding
@@ -54,17 +55,13 @@ class LlamaDecoderLayer(nn.Module):
         residual: torch.Tensor | None,
         ctx: ForwardContext,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if residual is None:
-            residual = hidden
-            hidden = self.input_layernorm(hidden)
-        else:
-            hidden, residual = self.input_layernorm(hidden, residual)
+        hidden, residual = residual_norm(self.input_layernorm, hidden, residual)
         hidden = self.self_attn(positions, hidden, ctx)
         hidden, residual = self.post_attention_layernorm(hidden, residual)
         return self.mlp(hidden), residual
 
 
-class LlamaModel(nn.Module):
+class LlamaModel(DecoderModel):
     def __init__(self, config: dict, max_positions: int, options: LlamaOptions):
         super().__init__()
         self.embed_tokens = VocabEmbedding(config["vocab_size"], config["hidden_size"])
@@ -74,17 +71,9 @@ class LlamaModel(nn.Module):
         )
         self.norm = RMSNorm(config["hidden_size"], config.get("rms_norm_eps", 1e-6))
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        hidden = self.embed_tokens(input_ids)
-        residual = None
-        for layer in self.layers:
-            hidden, residual = layer(positions, hidden, residual, ctx)
-        hidden, _ = self.norm(hidden, residual)
-        return hidden
 
-
-class LlamaForCausalLM(nn.Module):
-    """`forward` gives final hidden states `[T, H]`; `compute_logits` gives float32 `[B, V]`."""
+class LlamaForCausalLM(CausalLM):
+    """The families built on it set `options` (see LlamaOptions)."""
 
     options = LlamaOptions()
 
@@ -93,12 +82,3 @@ class LlamaForCausalLM(nn.Module):
         self.config = config
         self.model = LlamaModel(config, max_positions, self.options)
         self.lm_head = LMHead(config["hidden_size"], config["vocab_size"])
-
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        return self.model(input_ids, positions, ctx)
-
-    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(hidden)
-
-    def tie_weights(self) -> None:
-        self.lm_head.tie(self.model.embed_tokens)
