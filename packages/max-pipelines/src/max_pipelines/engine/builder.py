@@ -71,8 +71,8 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     )
     connector = build_connector(config, files, spec)  # before the weights: a bad setting fails fast
     try:
-        # Packed GGUF weights take the fastest CPU path (bfloat16 matmul inputs, float32 activations);
-        # `--quantization-encoding float32` gives the exact one.
+        # Packed GGUF weights take the fastest CPU path (bfloat16 matmul inputs, float32 activations,
+        # greedy tokens checked against transformers); `load_model`'s default is the exact one.
         model = load_model(files, device, custom_architectures=resolved.custom_architectures, cpu_path="auto")
         tokenizer = load_tokenizer(files)
     except BaseException:
