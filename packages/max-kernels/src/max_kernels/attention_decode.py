@@ -14,7 +14,7 @@ from max_kernels.dispatch import import_triton
 
 triton, tl = import_triton()
 
-TARGET_PROGRAMS = 264  # about two waves of an H100's 132 SMs
+TARGET_PROGRAMS = 264  # about two waves on a GPU with 132 streaming multiprocessors
 
 
 @triton.jit
