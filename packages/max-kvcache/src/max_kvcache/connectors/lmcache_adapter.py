@@ -1,10 +1,14 @@
-"""The `lmcache` connector over LMCache's v1 engine (0.4 and later), an optional extra loaded on use.
+"""The `lmcache` connector over LMCache's v1 engine, an optional extra loaded on use.
 
-Each of our blocks is stored as its own one-chunk LMCache sequence (chunk size = page size) whose
-"tokens" are derived from the block's chained hash, so LMCache's prefix keys line up with ours and
-any leading run of blocks can be looked up without the tokens before it. KV moves through
-`PagedCacheGPUConnector` in LMCache's `KV_2LTD` layout. Failures inside LMCache are counted in
-`stats.errors` and answered as misses.
+Runs against LMCache 0.4.1 to 0.5.x (round trip checked with 0.4.1, 0.4.7, 0.5.0 and 0.5.6; 0.3.x
+lacks `lmcache.v1.metadata`). Each of our blocks is stored as its own one-chunk LMCache sequence
+(chunk size = page size) whose "tokens" are derived from the block's chained hash, so LMCache's
+prefix keys line up with ours and any leading run of blocks can be looked up without the tokens
+before it. KV moves through `PagedCacheGPUConnector` in LMCache's `KV_2LTD` layout. Failures inside
+LMCache are counted in `stats.errors` and answered as misses.
+
+LMCache keys chunks with Python's `hash` unless vLLM is installed: set PYTHONHASHSEED when its
+stores must outlive the process. LMCACHE_TRACK_USAGE=false turns off LMCache's usage reports.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from max_kvcache.spec import KVCacheSpec
 
 def _lmcache(module: str, name: str):
     return getattr(importlib.import_module(f"lmcache.v1.{module}"), name)
+
+
+def _single_rank_broadcast(value, src: int):
+    """One worker, so a broadcast hands the value back unchanged."""
+    return value
 
 
 class PagedCacheGPUConnector:
@@ -77,7 +86,10 @@ class LMCacheConnector(KVConnector):
         gpu_connector = PagedCacheGPUConnector(spec, _lmcache("memory_management", "MemoryFormat").KV_2LTD)
         self.instance_id = f"max-kvcache-{self.namespace.hex()}"
         self._builder = _lmcache("cache_engine", "LMCacheEngineBuilder")
-        self.engine = self._builder.get_or_create(self.instance_id, engine_config, metadata, gpu_connector)
+        self.engine = self._builder.get_or_create(
+            self.instance_id, engine_config, metadata, gpu_connector, _single_rank_broadcast, _single_rank_broadcast
+        )
+        self.engine.post_init()
 
     def _tokens(self, block_hash: BlockHash) -> torch.Tensor:
         """`page_size` pseudo-tokens standing for one block: 31-bit words of its hash, repeated."""
