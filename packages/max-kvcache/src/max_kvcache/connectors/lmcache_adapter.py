@@ -8,12 +8,13 @@ before it. KV moves through `PagedCacheGPUConnector` in LMCache's `KV_2LTD` layo
 LMCache are counted in `stats.errors` and answered as misses.
 
 LMCache keys chunks with Python's `hash` unless vLLM is installed: set PYTHONHASHSEED when its
-stores must outlive the process. LMCACHE_TRACK_USAGE=false turns off LMCache's usage reports.
+stores must outlive the process. LMCache's usage reports stay off unless LMCACHE_TRACK_USAGE says otherwise.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 
 import torch
 
@@ -25,6 +26,7 @@ from max_kvcache.spec import KVCacheSpec
 
 
 def _lmcache(module: str, name: str):
+    os.environ.setdefault("LMCACHE_TRACK_USAGE", "false")  # no usage reports unless the user asks for them
     return getattr(importlib.import_module(f"lmcache.v1.{module}"), name)
 
 
