@@ -197,14 +197,18 @@ def run_worker(args) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def spawn(worker: str, args, batch: int) -> dict:
+def spawn(worker: str, args, batch: int, new_tokens: int | None = None) -> dict:
     cmd = [
-        sys.executable, __file__, "--worker", worker, "--model", args.model, "--new-tokens", str(args.new_tokens),
+        sys.executable, __file__, "--worker", worker, "--model", args.model,
+        "--new-tokens", str(new_tokens or args.new_tokens),
         "--threads", str(args.threads), "--batch", str(batch), "--hf-dtype", args.hf_dtype,
         "--spawn-time", repr(time.time()),
     ]
     # Passive OpenMP waits for every engine alike: spinning idle threads make a shared CPU far slower.
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(args.threads), OMP_WAIT_POLICY="PASSIVE")
+    # Cold start as an installed engine sees it: modules load from cached bytecode (pip compiles it at
+    # install, Python writes it on first import), not recompiled from source on every start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{worker} worker failed:\n{proc.stderr[-3000:]}")
@@ -242,6 +246,10 @@ def main() -> None:
         except ImportError:
             print("accelerate is not installed (transformers needs it for GGUF); run with `uv run --with accelerate ...`", file=sys.stderr)
             peers.remove("hf")
+    if not args.smoke:  # one unmeasured run each, so every engine starts from cached bytecode
+        for w in peers:
+            print(f"warm-up: {w}", file=sys.stderr, flush=True)
+            spawn(w, args, 0, new_tokens=2)
     results: dict[str, list[dict]] = {w: [] for w in peers}
     for r in range(args.repeats):
         order = peers if r % 2 == 0 else peers[::-1]
