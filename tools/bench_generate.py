@@ -185,6 +185,8 @@ def run_worker(args) -> None:
     # perf_counter has no fixed origin across processes: convert via wall-clock once.
     offset = time.time() - time.perf_counter()
     args.spawn_time_offset = lambda _start: spawn - offset
+    if args.worker == "ours":
+        import max_pipelines  # noqa: F401  (first: it sets the engine's thread defaults before torch loads)
     if args.worker != "llamacpp":  # llama.cpp's cold start should not pay for importing torch
         import torch
 
@@ -202,10 +204,14 @@ def spawn(worker: str, args, batch: int, new_tokens: int | None = None) -> dict:
         sys.executable, __file__, "--worker", worker, "--model", args.model,
         "--new-tokens", str(new_tokens or args.new_tokens),
         "--threads", str(args.threads), "--batch", str(batch), "--hf-dtype", args.hf_dtype,
+        "--wait-policy", args.wait_policy,
         "--spawn-time", repr(time.time()),
     ]
-    # Passive OpenMP waits for every engine alike: spinning idle threads make a shared CPU far slower.
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(args.threads), OMP_WAIT_POLICY="PASSIVE")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(args.threads))
+    # Each engine waits for its threads as it does by default, unless --wait-policy sets one for all.
+    env.pop("OMP_WAIT_POLICY", None)
+    if args.wait_policy != "default":
+        env["OMP_WAIT_POLICY"] = args.wait_policy.upper()
     # Cold start as an installed engine sees it: modules load from cached bytecode (pip compiles it at
     # install, Python writes it on first import), not recompiled from source on every start.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -224,6 +230,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--hf-dtype", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument(
+        "--wait-policy", choices=["default", "passive", "active"], default="default",
+        help="OpenMP wait policy for every engine (default: each engine's own)",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny run: 8 new tokens, 2 prompts, 1 repeat")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--spawn-time", type=float, help=argparse.SUPPRESS)

@@ -53,3 +53,12 @@ def test_float8_cache_stores_quantized_values(t, page):
     store_kvcache_triton(key, value, k_cache, v_cache, slots, 0.5, torch.tensor(2.0))
     assert torch.equal(k_cache.view(torch.uint8), k_ref.view(torch.uint8))
     assert torch.equal(v_cache.view(torch.uint8), v_ref.view(torch.uint8))
+
+
+def test_valid_slots_skip_the_check_and_store_the_same():
+    key, value, k_cache, v_cache, slots = _case(6, 4, 4, 2, 8, seed=3)
+    slots = torch.randperm(16)[:6]
+    k_ref, v_ref = k_cache.clone(), v_cache.clone()
+    store_kvcache(key, value, k_ref, v_ref, slots)
+    store_kvcache(key, value, k_cache, v_cache, slots, slots_valid=True)
+    assert torch.equal(k_cache, k_ref) and torch.equal(v_cache, v_ref)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from max_kernels.rotary import apply_rope, apply_rope_ref, apply_rope_triton, rope_cos_sin_cache
+from max_kernels.rotary import apply_rope, apply_rope_ref, apply_rope_triton, rope_cos_sin_cache, rotate
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
@@ -144,3 +144,15 @@ def test_triton_matches_twin(neox, t, hq, hk, d, rotary_dim, dtype):
     tol = 1e-5 if dtype == torch.float32 else 2e-3
     for got, want in zip(apply_rope_triton(q, k, positions, cache, neox), apply_rope_ref(q, k, positions, cache, neox)):
         torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("rotary_dim", [16, 8])
+def test_rotate_q_and_k_side_by_side(rotary_dim):
+    """One `rotate` over q and k concatenated along the heads equals rotating each."""
+    g = torch.Generator().manual_seed(1)
+    qkv = torch.randn(5, 4 + 2 + 2, 16, generator=g)
+    positions = torch.tensor([0, 3, 7, 2, 19])
+    cache = rope_cos_sin_cache(rotary_dim, 20, 10000.0, None, "cpu")
+    qk = rotate(qkv[:, :6], positions, cache, True)
+    torch.testing.assert_close(qk[:, :4].double(), _rope_f64(qkv[:, :4], positions, 10000.0, rotary_dim, True), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(qk[:, 4:].double(), _rope_f64(qkv[:, 4:6], positions, 10000.0, rotary_dim, True), rtol=1e-5, atol=1e-5)

@@ -2,8 +2,9 @@
 
 from max_kernels.activations import gelu_tanh_and_mul, silu_and_mul
 from max_kernels.attention import paged_attention
+from max_kernels.attention_ref import DecodePlan
 from max_kernels.dispatch import kernel_preferences, set_kernel_preferences, use_triton, use_vendor_blas
 from max_kernels.fp8 import dequantize_fp8, quantize_fp8
 from max_kernels.kv_store import store_kvcache
 from max_kernels.norms import layer_norm, rms_norm
-from max_kernels.rotary import apply_rope, rope_cos_sin_cache
+from max_kernels.rotary import apply_rope, rope_cos_sin_cache, rotate

@@ -11,7 +11,7 @@ import torch
 
 from max_kernels.attention_decode import decode_attention
 from max_kernels.attention_prefill import prefill_attention
-from max_kernels.attention_ref import paged_attention_ref
+from max_kernels.attention_ref import DecodePlan, paged_attention_ref
 from max_kernels.dispatch import use_triton
 from max_kernels.fp8 import scale_tensor
 
@@ -30,6 +30,7 @@ def paged_attention_triton(
     max_seqlen_q=None,
     k_scale=None,
     v_scale=None,
+    decode_plan=None,
 ):
     assert q.stride(-1) == 1 and k_cache.stride(-1) == 1 and v_cache.stride(-1) == 1, "features must be contiguous"
     out = torch.empty_like(q)
@@ -58,10 +59,13 @@ def paged_attention(
     max_seqlen_q: int | None = None,
     k_scale: float | torch.Tensor | None = None,
     v_scale: float | torch.Tensor | None = None,
+    decode_plan: DecodePlan | None = None,
 ) -> torch.Tensor:
     """`q [T, Hq, D]` against caches `[N, P, Hk, D]` -> `[T, Hq, D]`; see the module docstring.
 
     Pass `max_seqlen_q` on the GPU: without it the longest query run is read back from the device.
+    On the CPU, a decode-only batch (`max_seqlen_q == 1`) may pass the step's `DecodePlan`, built
+    once for all layers from host data; the GPU kernels do not need one.
     """
     fn = paged_attention_triton if use_triton(q) else paged_attention_ref
     return fn(
@@ -77,4 +81,5 @@ def paged_attention(
         max_seqlen_q=max_seqlen_q,
         k_scale=k_scale,
         v_scale=v_scale,
+        decode_plan=decode_plan,
     )

@@ -92,14 +92,15 @@ def store_kvcache_triton(key, value, k_cache, v_cache, slot_mapping, k_scale=Non
 def _to_cache(x: torch.Tensor, cache: torch.Tensor, scale) -> torch.Tensor:
     if cache.dtype == torch.float8_e4m3fn:
         return quantize_fp8_ref(x, 1.0 if scale is None else scale)
-    return x.to(cache.dtype)
+    return x if x.dtype == cache.dtype else x.to(cache.dtype)
 
 
-def store_kvcache_ref(key, value, k_cache, v_cache, slot_mapping, k_scale=None, v_scale=None):
-    keep = slot_mapping >= 0
-    if not bool(keep.all()):
-        key, value, slot_mapping = key[keep], value[keep], slot_mapping[keep]
-    slots = slot_mapping.long()
+def store_kvcache_ref(key, value, k_cache, v_cache, slot_mapping, k_scale=None, v_scale=None, slots_valid=False):
+    if not slots_valid:
+        keep = slot_mapping >= 0
+        if not bool(keep.all()):
+            key, value, slot_mapping = key[keep], value[keep], slot_mapping[keep]
+    slots = slot_mapping if slot_mapping.dtype == torch.long else slot_mapping.long()
     for x, cache, scale in ((key, k_cache, k_scale), (value, v_cache, v_scale)):
         rows, flat = _to_cache(x, cache, scale), cache.view(-1, *cache.shape[2:])
         if cache.dtype == torch.float8_e4m3fn:  # index_copy_ has no float8 kernel; copy the bytes
@@ -115,7 +116,12 @@ def store_kvcache(
     slot_mapping: torch.Tensor,
     k_scale: float | torch.Tensor | None = None,
     v_scale: float | torch.Tensor | None = None,
+    slots_valid: bool = False,
 ) -> None:
-    """`key/value [T, Hk, D]` into `k_cache/v_cache [N, P, Hk, D]` at `slot_mapping [T]`, in place."""
-    fn = store_kvcache_triton if use_triton(key) else store_kvcache_ref
-    fn(key, value, k_cache, v_cache, slot_mapping, k_scale, v_scale)
+    """`key/value [T, Hk, D]` into `k_cache/v_cache [N, P, Hk, D]` at `slot_mapping [T]`, in place.
+
+    `slots_valid`: the caller knows no slot is negative (the CPU twin then skips checking)."""
+    if use_triton(key):
+        store_kvcache_triton(key, value, k_cache, v_cache, slot_mapping, k_scale, v_scale)
+    else:
+        store_kvcache_ref(key, value, k_cache, v_cache, slot_mapping, k_scale, v_scale, slots_valid)

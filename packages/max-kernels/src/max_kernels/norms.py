@@ -110,7 +110,8 @@ def rms_norm_triton(x, weight, eps, residual=None):
 
 def rms_norm_ref(x, weight, eps, residual=None):
     s = x if residual is None else x + residual
-    y = torch.nn.functional.rms_norm(s.float(), s.shape[-1:], weight.float(), eps).to(x.dtype)
+    y = torch.rms_norm(s.float(), s.shape[-1:], weight.float(), eps)
+    y = y if y.dtype == x.dtype else y.to(x.dtype)
     return y if residual is None else (y, s)
 
 

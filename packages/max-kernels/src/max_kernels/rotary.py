@@ -201,12 +201,13 @@ def apply_rope_triton(q, k, positions, cos_sin_cache, neox):
 def _rope_one_ref(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, neox: bool) -> torch.Tensor:
     """`x * cos + partner(x) * signed_sin` over the rotary features, where `partner` swaps the pairs."""
     rot = cos.shape[-1]
-    xr = x[..., :rot].float()
+    xr = x if rot == x.shape[-1] and x.dtype == torch.float32 else x[..., :rot].float()
     if neox:
         partner = xr.roll(rot // 2, dims=-1)
     else:
         partner = xr.unflatten(-1, (rot // 2, 2)).flip(-1).flatten(-2)
-    rotated = torch.addcmul(xr * cos, partner, signed_sin).to(x.dtype)
+    rotated = torch.addcmul(xr * cos, partner, signed_sin)
+    rotated = rotated if rotated.dtype == x.dtype else rotated.to(x.dtype)
     return rotated if rot == x.shape[-1] else torch.cat([rotated, x[..., rot:]], dim=-1)
 
 
@@ -222,6 +223,16 @@ def rope_factors_ref(positions, cos_sin_cache, neox):
 def apply_rope_ref(q, k, positions, cos_sin_cache, neox, factors=None):
     cos, signed_sin = factors if factors is not None else rope_factors_ref(positions, cos_sin_cache, neox)
     return _rope_one_ref(q, cos, signed_sin, neox), _rope_one_ref(k, cos, signed_sin, neox)
+
+
+def rotate(
+    x: torch.Tensor, positions: torch.Tensor, cos_sin_cache: torch.Tensor, neox: bool, factors=None
+) -> torch.Tensor:
+    """`apply_rope` for one tensor `x [T, H, D]`, e.g. q and k side by side (one op for both)."""
+    if use_triton(x):
+        return _rope_one_triton(x, positions, cos_sin_cache, neox)
+    cos, signed_sin = factors if factors is not None else rope_factors_ref(positions, cos_sin_cache, neox)
+    return _rope_one_ref(x, cos, signed_sin, neox)
 
 
 def apply_rope(

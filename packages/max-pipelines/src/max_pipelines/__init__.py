@@ -2,9 +2,12 @@
 
 import os
 
-# Idle OpenMP threads sleep instead of spinning. Decode runs many tiny parallel ops, and on a busy CPU
-# spinning threads take the cores the working ones need (10x slower decode). Read when torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads spin briefly, then sleep: a decode step's matmuls follow each other within
+# microseconds, while threads that never sleep take the cores other processes need. Read when torch
+# loads; an OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user wins. The engine picks each step's thread count
+# by measurement (max_pipelines.engine.cpu_threads).
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from max_pipelines.engine.llm import LLM  # noqa: E402
 from max_pipelines.engine.outputs import RequestMetrics, RequestOutput, StreamDelta  # noqa: E402

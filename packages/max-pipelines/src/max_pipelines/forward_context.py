@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
+    from max_kernels import DecodePlan
     from max_kvcache import PagedKVCache
 
 
@@ -26,6 +27,8 @@ class AttentionMetadata:
     block_tables: torch.Tensor  # [B, M] int32
     max_seqlen_q: int
     max_seqlen_k: int
+    slots_valid: bool = False  # no slot is negative: the CPU store skips checking
+    decode_plan: DecodePlan | None = None  # CPU decode-only steps: shared by all layers
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ batch 1, float32 activations in and out (ms; SmolLM2-135M shapes out x in, Q4_1 
     49152x576     9.2      1.6       0.78     (Q8_0, the model's output layer: 9.4 / 1.8 / -)
 
 - "int4pack" (default for Q4_0, Q4_1, Q4_K when `out` is a multiple of 16): the 4-bit codes repacked
-  into `torch.ops.aten._weight_int4pack_mm_for_cpu`, group size 32, with per-group scale and zero
-  (w = (q - 8) * scale + zero) in bfloat16; activations run in bfloat16.
+  as an `Int4Weight` (see `max_kernels.int4pack`); activations run in bfloat16.
 - "bfloat16" (default for Q8_0, Q6_K, BF16 and the other Q4 shapes): dequantized once to bfloat16.
 - "float32" (default for F32, F16): dequantized once to float32, the exact path (about 4x the memory
   of the packed codes for Q8_0, 8x for Q4; slower).
@@ -31,6 +30,7 @@ from max_kernels.gguf.dequantize import dequantize, q4_k_scales
 from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes, row_bytes
 from max_kernels.gguf.kernels import dequantize_triton
 from max_kernels.gguf.linear_triton import GEMV_MAX_M, quantized_linear_triton
+from max_kernels.int4pack import Int4Weight
 
 CPU_PATHS = ("auto", "int4pack", "bfloat16", "float32")
 _INT4_TYPES = (GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q4_K)
@@ -44,8 +44,7 @@ class QuantizedWeight:
     data: torch.Tensor
     shape: tuple[int, int]
     cpu_path: str = "auto"
-    _cpu_weight: torch.Tensor | None = field(default=None, init=False, repr=False)
-    _cpu_scales: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _cpu_weight: torch.Tensor | Int4Weight | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.qtype = as_ggml_type(self.qtype)
@@ -82,9 +81,7 @@ class QuantizedWeight:
                 raise ValueError(
                     f"cpu_path 'int4pack' needs Q4_0/Q4_1/Q4_K with out % 16 == 0, got {self.qtype.name} {self.shape}"
                 )
-            codes, scale, zero = int4_groups(self.data, self.qtype, self.shape)
-            self._cpu_weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1)
-            self._cpu_scales = torch.stack([scale.T, zero.T], dim=-1).to(torch.bfloat16).contiguous()
+            self._cpu_weight = Int4Weight.pack(*int4_groups(self.data, self.qtype, self.shape))
         else:
             dtype = torch.float32 if self.cpu_path == "float32" else torch.bfloat16
             self._cpu_weight = self.dequantize().to(dtype)
@@ -150,9 +147,7 @@ def quantized_linear_ref(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.
     flat = x.dim() == 2  # the engine's flat token batches: no reshapes (each costs a call per layer)
     x2 = x if flat else x.reshape(-1, x.shape[-1])
     if qweight.cpu_path == "int4pack":
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x2.to(torch.bfloat16), qweight._cpu_weight, 32, qweight._cpu_scales
-        )
+        y = qweight._cpu_weight.matmul(x2)
     else:
         y = F.linear(x2.to(qweight._cpu_weight.dtype), qweight._cpu_weight)
     y = y.to(x.dtype)

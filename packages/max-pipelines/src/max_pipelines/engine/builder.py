@@ -10,6 +10,7 @@ import torch
 from max_config import ConfigError, PipelineConfig, resolve_pipeline
 from max_kernels import set_kernel_preferences
 from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
+from max_pipelines.engine.cpu_threads import StepThreads
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.multistep import resolve_num_steps
@@ -58,9 +59,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
     runtime = config.runtime
     set_kernel_preferences(experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas)
-    if device.type == "cpu":
-        # One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise.
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
+    threads = StepThreads.for_this_process() if device.type == "cpu" else None
     spec = KVCacheSpec(
         num_layers=files.num_layers,
         num_kv_heads=files.num_kv_heads,
@@ -100,7 +99,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     return EngineParts(
         tokenizer=tokenizer,
         scheduler=scheduler,
-        runner=ModelRunner(model, kv_cache, kv_manager, plan.page_size, device),
+        runner=ModelRunner(model, kv_cache, kv_manager, plan.page_size, device, threads),
         kv_manager=kv_manager,
         max_length=plan.max_length,
         eos_token_ids=eos_token_ids(files.generation_config, tokenizer),

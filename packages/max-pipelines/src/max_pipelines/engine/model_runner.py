@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from max_kernels import DecodePlan
 
+from max_pipelines.engine.cpu_threads import StepThreads
 from max_pipelines.engine.sampler import Sampler
 from max_pipelines.engine.scheduler import ScheduledBatch
 from max_pipelines.engine.sequence import Sequence
@@ -27,20 +29,22 @@ class ModelRunner:
     device-to-host transfer of a step is reading the sampled ids.
     """
 
-    def __init__(self, model, kv_cache, kv_manager, page_size: int, device: torch.device):
+    def __init__(self, model, kv_cache, kv_manager, page_size: int, device: torch.device, threads: StepThreads | None = None):
         self.model = model
         self.kv_cache = kv_cache
         self.kv = kv_manager
         self.page_size = page_size
         self.device = device
         self.sampler: Sampler | None = None
+        self.threads = threads  # CPU only
 
     def prepare(self, batch: ScheduledBatch) -> BatchInputs:
         P = self.page_size
-        ids, pos, slots, tables, cu, seq_lens = [], [], [], [], [0], []
+        ids, pos, slots, tables, cu, seq_lens, block_ids = [], [], [], [], [0], [], []
         for seq, n in zip(batch.seqs, batch.num_new_tokens):
             start = seq.num_computed_tokens
-            blocks = torch.tensor(self.kv.block_ids(seq), dtype=torch.int64)
+            block_ids.append(self.kv.block_ids(seq))
+            blocks = torch.tensor(block_ids[-1], dtype=torch.int64)
             p = torch.arange(start, start + n)
             ids += seq.all_token_ids[start : start + n]
             pos.append(p)
@@ -52,13 +56,19 @@ class ModelRunner:
         for i, t in enumerate(tables):
             table[i, : len(t)] = t
         dev = self.device
+        max_seqlen_q = max(batch.num_new_tokens)
+        plan = None
+        if max_seqlen_q == 1 and dev.type == "cpu":
+            plan = DecodePlan.build(seq_lens, block_ids, P, dev)
         attention = AttentionMetadata(
             slot_mapping=torch.cat(slots).to(dev),
             cu_seqlens_q=torch.tensor(cu, dtype=torch.int32, device=dev),
             seq_lens=torch.tensor(seq_lens, dtype=torch.int32, device=dev),
             block_tables=table.to(dev),
-            max_seqlen_q=max(batch.num_new_tokens),
+            max_seqlen_q=max_seqlen_q,
             max_seqlen_k=max(seq_lens),
+            slots_valid=True,
+            decode_plan=plan,
         )
         return BatchInputs(
             input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
@@ -69,6 +79,15 @@ class ModelRunner:
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch) -> dict[Sequence, int]:
+        if self.threads is None:
+            return self._run(batch)
+        self.threads.enter(sum(batch.num_new_tokens))
+        try:
+            return self._run(batch)
+        finally:
+            self.threads.leave()
+
+    def _run(self, batch: ScheduledBatch) -> dict[Sequence, int]:
         inputs = self.prepare(batch)
         ctx = ForwardContext(attn_metadata=inputs.attention, kv_cache=self.kv_cache)
         hidden = self.model(inputs.input_ids, inputs.positions, ctx)
@@ -78,6 +97,8 @@ class ModelRunner:
             return {}
         seqs = [batch.seqs[i] for i in rows]
         index = torch.tensor([inputs.last_index[i] for i in rows], device=self.device)
+        if self.threads is not None:
+            self.threads.enter_logits()
         logits = self.model.compute_logits(hidden[index])
         if self.sampler is None:
             self.sampler = Sampler(logits.shape[1], self.device)

@@ -47,7 +47,7 @@ class PagedAttention(nn.Module):
         k_cache, v_cache = cache.k_caches[self.layer_idx], cache.v_caches[self.layer_idx]
         k_scale = cache.k_scales[self.layer_idx] if cache.spec.is_fp8 else None
         v_scale = cache.v_scales[self.layer_idx] if cache.spec.is_fp8 else None
-        store_kvcache(k, v, k_cache, v_cache, md.slot_mapping, k_scale, v_scale)
+        store_kvcache(k, v, k_cache, v_cache, md.slot_mapping, k_scale, v_scale, md.slots_valid)
         return paged_attention(
             q,
             k_cache,
@@ -61,6 +61,7 @@ class PagedAttention(nn.Module):
             max_seqlen_q=md.max_seqlen_q,
             k_scale=k_scale,
             v_scale=v_scale,
+            decode_plan=md.decode_plan,
         )
 
 
@@ -89,15 +90,13 @@ class SelfAttention(nn.Module):
         self.attn = PagedAttention(layer_idx, shape)
 
     def forward(self, positions: torch.Tensor, hidden: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        q_size = self.num_heads * self.head_dim
-        kv_size = self.num_kv_heads * self.head_dim
-        q, k, v = self.qkv_proj(hidden).split([q_size, kv_size, kv_size], dim=-1)
-        q = q.view(-1, self.num_heads, self.head_dim)
-        k = k.view(-1, self.num_kv_heads, self.head_dim)
-        v = v.view(-1, self.num_kv_heads, self.head_dim)
+        hq, hk, d = self.num_heads, self.num_kv_heads, self.head_dim
+        qkv = self.qkv_proj(hidden).view(-1, hq + 2 * hk, d)
+        v = qkv[:, hq + hk :]
         if self.q_norm is not None:
-            q = self.q_norm(q)
-            k = self.k_norm(k)
-        q, k = self.rotary(q, k, positions)
+            q, k = self.rotary(self.q_norm(qkv[:, :hq]), self.k_norm(qkv[:, hq : hq + hk]), positions)
+        else:  # q and k side by side: rotated by one call
+            qk = self.rotary.rotate(qkv[:, : hq + hk], positions)
+            q, k = qk[:, :hq], qk[:, hq:]
         out = self.attn(q, k, v, ctx)
-        return self.o_proj(out.reshape(-1, q_size))
+        return self.o_proj(out.reshape(-1, hq * d))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from max_kernels import apply_rope, rope_cos_sin_cache
+from max_kernels import rope_cos_sin_cache, rotate
 from max_kernels.dispatch import use_triton
-from max_kernels.rotary import apply_rope_ref, rope_factors_ref
+from max_kernels.rotary import rope_factors_ref
 from torch import nn
 
 
@@ -63,13 +63,17 @@ class RotaryEmbedding(nn.Module):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Layers share this module, so the PyTorch path gathers the factors once per `positions`."""
-        if use_triton(q):
-            return apply_rope(q, k, positions, self.cos_sin_cache, True)
+        return self.rotate(q, positions), self.rotate(k, positions)
+
+    def rotate(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Rotate `x [T, H, D]`. Layers share this module, so the PyTorch path gathers the factors
+        once per `positions`."""
+        if use_triton(x):
+            return rotate(x, positions, self.cos_sin_cache, True)
         if self._factors_for is not positions:
             self._factors = rope_factors_ref(positions, self.cos_sin_cache, True)
             self._factors_for = positions
-        return apply_rope_ref(q, k, positions, self.cos_sin_cache, True, self._factors)
+        return rotate(x, positions, self.cos_sin_cache, True, self._factors)
 
     def extra_repr(self) -> str:
         return f"rotary_dim={self.rotary_dim}, base={self.base}, scaling={self.scaling}"
