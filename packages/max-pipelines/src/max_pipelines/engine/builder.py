@@ -9,11 +9,13 @@ import torch
 
 from max_config import ConfigError, PipelineConfig, resolve_pipeline
 from max_kernels import set_kernel_preferences
+from max_kernels.cpu import start_build
 from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
 from max_pipelines.engine.cpu_threads import StepThreads
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.multistep import resolve_num_steps
+from max_pipelines.engine.native_decode import native_decode_step
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
 from max_pipelines.weights.model_loader import load_model
@@ -72,6 +74,8 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     try:
         # Packed GGUF weights take the fastest CPU path (bfloat16 matmul inputs, float32 activations,
         # greedy tokens checked against transformers); `load_model`'s default is the exact one.
+        if device.type == "cpu":
+            start_build()  # the native decode step compiles (first run on this machine) while weights load
         model = load_model(files, device, custom_architectures=resolved.custom_architectures, cpu_path="auto")
         tokenizer = load_tokenizer(files)
     except BaseException:
@@ -96,10 +100,13 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
             page_size=plan.page_size,
         ),
     )
+    runner = ModelRunner(model, kv_cache, kv_manager, plan.page_size, device, threads)
+    if device.type == "cpu":
+        runner.native = native_decode_step(model, kv_cache, plan.max_length, plan.max_batch_size)
     return EngineParts(
         tokenizer=tokenizer,
         scheduler=scheduler,
-        runner=ModelRunner(model, kv_cache, kv_manager, plan.page_size, device, threads),
+        runner=runner,
         kv_manager=kv_manager,
         max_length=plan.max_length,
         eos_token_ids=eos_token_ids(files.generation_config, tokenizer),

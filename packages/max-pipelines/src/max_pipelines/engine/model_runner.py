@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from max_kernels import DecodePlan
+from max_kernels.cpu import NativeDecodeStep
 
 from max_pipelines.engine.cpu_threads import StepThreads
 from max_pipelines.engine.sampler import Sampler
@@ -37,6 +38,7 @@ class ModelRunner:
         self.device = device
         self.sampler: Sampler | None = None
         self.threads = threads  # CPU only
+        self.native: NativeDecodeStep | None = None  # CPU decode steps through the native library
 
     def prepare(self, batch: ScheduledBatch) -> BatchInputs:
         P = self.page_size
@@ -89,8 +91,13 @@ class ModelRunner:
 
     def _run(self, batch: ScheduledBatch) -> dict[Sequence, int]:
         inputs = self.prepare(batch)
-        ctx = ForwardContext(attn_metadata=inputs.attention, kv_cache=self.kv_cache)
-        hidden = self.model(inputs.input_ids, inputs.positions, ctx)
+        md = inputs.attention
+        native = self.native is not None and md.max_seqlen_q == 1 and len(batch) <= self.native.max_batch
+        if native:
+            embeddings = self.model.model.embed_tokens(inputs.input_ids)
+            hidden = self.native.layers(embeddings, md.seq_lens, md.slot_mapping, md.block_tables)
+        else:
+            hidden = self.model(inputs.input_ids, inputs.positions, ForwardContext(md, self.kv_cache))
         self._record_prompt_logprobs(batch, inputs, hidden)
         rows = [i for i in range(len(batch)) if batch.samples(i)]
         if not rows:
@@ -99,7 +106,11 @@ class ModelRunner:
         index = torch.tensor([inputs.last_index[i] for i in rows], device=self.device)
         if self.threads is not None:
             self.threads.enter_logits()
-        logits = self.model.compute_logits(hidden[index])
+        if native:
+            last = hidden[index]
+            logits = self.model.lm_head.refine(self.native.logits(last), last)
+        else:
+            logits = self.model.compute_logits(hidden[index])
         if self.sampler is None:
             self.sampler = Sampler(logits.shape[1], self.device)
         token_ids = self.sampler(logits, seqs).tolist()

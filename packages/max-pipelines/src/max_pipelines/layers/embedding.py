@@ -21,6 +21,7 @@ class VocabEmbedding(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(vocab_size, hidden_size), requires_grad=False)
         self.scale = scale
+        self.blocks: tuple | None = None  # (GGML type, uint8 blocks) the table was dequantized from
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         x = F.embedding(input_ids, self.weight)
@@ -41,6 +42,16 @@ class LMHead(Linear):
         self.weight = embedding.weight
         self.qweights = ()
 
+    def refine(self, logits: torch.Tensor, hidden: torch.Tensor, top: int = 16) -> torch.Tensor:
+        """Recompute the `top` largest of each row of approximate `logits [B, V]` from the float table, in
+        place; a head holding only packed blocks has no other table and returns `logits` as they are."""
+        table = self.exact_weight if self.exact_weight is not None else self.weight
+        if table is None:
+            return logits
+        index = logits.topk(self.exact_top or top, dim=-1).indices  # [B, k]
+        rows = table[index]  # [B, k, H]
+        return logits.scatter_(-1, index, torch.einsum("bh,bkh->bk", hidden.float(), rows.float()))
+
     def use_low_precision(self, dtype: torch.dtype, exact_top: int = 16) -> None:
         """Matmul through a `dtype` copy of the table (several times faster on the CPU), then redo
         the `exact_top` largest logits of each row with the full-precision table, so that the
@@ -50,12 +61,8 @@ class LMHead(Linear):
         self.weight = nn.Parameter(self.weight.detach().to(dtype), requires_grad=False)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        exact = self.exact_weight
-        if exact is not None and not self.qweights:
-            logits = super().forward(hidden.to(self.weight.dtype)).float()
-            top = logits.topk(self.exact_top, dim=-1).indices  # [B, k]
-            rows = exact[top]  # [B, k, H]
-            logits.scatter_(-1, top, torch.einsum("bh,bkh->bk", hidden.float(), rows.float()))
+        if self.exact_weight is not None and not self.qweights:
+            logits = self.refine(super().forward(hidden.to(self.weight.dtype)).float(), hidden)
         else:
             logits = super().forward(hidden).float()
         if self.softcap is not None:

@@ -9,6 +9,7 @@ from max_kernels.gguf import QuantizedWeight, dequantize
 from torch import nn
 from tqdm.auto import tqdm
 
+from max_pipelines.layers.embedding import VocabEmbedding
 from max_pipelines.layers.linear import Linear
 from max_pipelines.layers.norm import RMSNorm
 from max_pipelines.weights.gguf import PackedTensor
@@ -88,6 +89,8 @@ class WeightLoader:
         if not hasattr(module, attr):
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}")
         packed = isinstance(parts[0], PackedTensor)
+        if packed and self.keep_packed and isinstance(module, VocabEmbedding) and len(parts) == 1:
+            module.blocks = (parts[0].qtype, parts[0].data)  # for an LM head that reads blocks
         if packed and self.keep_packed and isinstance(module, Linear) and attr == "weight":
             module.set_quantized(self._packed(parts))
         else:

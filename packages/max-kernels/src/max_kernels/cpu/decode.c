@@ -1,0 +1,280 @@
+// Native CPU decode step for Llama-shaped decoders with GGUF block weights (Q4_0, Q4_1, Q8_0).
+//
+// One call runs every layer for a batch of B requests that each add one token, and the LM head:
+// RMSNorm, fused QKV projection (+ bias), RoPE (rotate-half), K/V store into the paged float32
+// cache, grouped-query attention over the request's pages, output projection, RMSNorm, fused
+// gate/up projection, SiLU * up, down projection. Matrix-vector products quantize the activation
+// to 16 bits per block of 32 (one float scale per block) and take integer dot products with the
+// weight blocks. Work is split over OpenMP threads (rows of each matrix,
+// (request, head) pairs in attention). Built and loaded by max_kernels/cpu/native.py.
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <omp.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+enum { Q4_0 = 2, Q4_1 = 3, Q8_0 = 8 };
+#define QK 32
+
+// A block weight: w = code * scale + min per block of 32 (Q4_0: min = -8 * scale; Q8_0: no min).
+typedef struct {
+    int type, rows, cols;
+    const uint8_t *codes;  // [rows, cols / 32, 16] nibbles (Q4_*, value j < 16 low, 16 + j high) or [rows, cols] int8
+    const float *scale;    // [rows, cols / 32]
+    const float *min;      // [rows, cols / 32] or NULL
+    const float *bias;     // [rows] or NULL
+} qmat_t;
+
+typedef struct {
+    const float *norm_in, *norm_post;
+    qmat_t qkv, o, gate_up, down;
+    float *k_cache, *v_cache;  // [N, P, Hk, D]
+} layer_t;
+
+typedef struct {
+    int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab, page_size, rot_dim, max_len;
+    float eps, scale;
+    const float *cos_sin;  // [max positions, rot_dim]: cos of the rot_dim / 2 frequencies, then sin
+    const float *final_norm;
+    qmat_t lm_head;
+    const layer_t *layers;
+    // scratch, sized for max_batch requests
+    int max_batch;
+    float *res, *x, *qkv, *attn, *gu, *act, *h, *scores;
+    int16_t *xq;
+    float *xd, *xs;
+} model_t;
+
+// x [cols] -> 16-bit codes q, per-block scale d and d * sum(q) (for the Q4 offset terms). At 16 bits
+// the rounding of the activation (<= max |x| / 65534 per block) stays far below float16/bfloat16's.
+static void quantize_row(const float *x, int cols, int16_t *q, float *d, float *s) {
+    for (int b = 0; b < cols / QK; b++) {
+        const float *xb = x + b * QK;
+        float amax = 0.f;
+#pragma omp simd reduction(max : amax)
+        for (int j = 0; j < QK; j++) amax = (fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax);
+        float dd = amax / 32767.f, id = dd > 0.f ? 1.f / dd : 0.f;
+        int sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < QK; j++) {
+            float v = xb[j] * id;
+            int r = (int)(v + (v >= 0.f ? 0.5f : -0.5f));  // round half away from zero
+            q[b * QK + j] = (int16_t)r;
+            sum += r;
+        }
+        d[b] = dd;
+        s[b] = dd * (float)sum;
+    }
+}
+
+// Integer dot products of one weight block with 32 activation codes, as partial sums in a vector.
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+typedef __m512i isum_t;
+typedef __m512 acc_t;
+static inline __m512i dot_q4(const uint8_t *qs, const int16_t *y) {  // codes 0..15
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    __m256i w8 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
+    return _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_cvtepu8_epi16(w8), _mm512_loadu_si512(y));
+}
+static inline __m512i dot_q8(const uint8_t *qs, const int16_t *y) {
+    __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)qs));
+    return _mm512_dpwssd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(y));
+}
+#define ACC_ZERO _mm512_setzero_ps()
+#define ACC_ADD(acc, isum, s) acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(s), acc)
+#define ACC_SUM(a, b) _mm512_reduce_add_ps(_mm512_add_ps(a, b))
+#elif defined(__AVX2__)
+typedef __m256i isum_t;
+typedef __m256 acc_t;
+static inline __m256i madd16(__m256i a, __m256i b) { return _mm256_madd_epi16(a, b); }
+static inline __m256i dot_q4(const uint8_t *qs, const int16_t *y) {  // codes 0..15
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    __m256i lo = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m4));  // values 0..15
+    __m256i hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));  // values 16..31
+    return _mm256_add_epi32(madd16(lo, _mm256_loadu_si256((const __m256i *)y)),
+                            madd16(hi, _mm256_loadu_si256((const __m256i *)(y + 16))));
+}
+static inline __m256i dot_q8(const uint8_t *qs, const int16_t *y) {
+    __m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)qs));
+    __m256i hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qs + 16)));
+    return _mm256_add_epi32(madd16(lo, _mm256_loadu_si256((const __m256i *)y)),
+                            madd16(hi, _mm256_loadu_si256((const __m256i *)(y + 16))));
+}
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#define ACC_ZERO _mm256_setzero_ps()
+#define ACC_ADD(acc, isum, s) acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(s), acc)
+#define ACC_SUM(a, b) hsum(_mm256_add_ps(a, b))
+#else
+typedef int isum_t;
+typedef float acc_t;
+static inline int dot_q4(const uint8_t *qs, const int16_t *y) {
+    int sum = 0;
+    for (int j = 0; j < 16; j++) sum += (qs[j] & 0x0f) * y[j] + (qs[j] >> 4) * y[j + 16];
+    return sum;
+}
+static inline int dot_q8(const uint8_t *qs, const int16_t *y) {
+    int sum = 0;
+    for (int j = 0; j < QK; j++) sum += (int8_t)qs[j] * y[j];
+    return sum;
+}
+#define ACC_ZERO 0.f
+#define ACC_ADD(acc, isum, s) acc += (float)(isum) * (s)
+#define ACC_SUM(a, b) ((a) + (b))
+#endif
+
+// One weight row against one quantized activation row; two accumulators (even, odd blocks)
+// keep two multiply-add chains in flight.
+static inline float row_dot(const qmat_t *m, int r, const int16_t *xq, const float *xd, const float *xs) {
+    int nb = m->cols / QK, q4 = m->type != Q8_0, bytes = q4 ? 16 : 32;
+    const uint8_t *c = m->codes + (size_t)r * nb * bytes;
+    const float *sc = m->scale + (size_t)r * nb;
+    acc_t a0 = ACC_ZERO, a1 = ACC_ZERO;
+    int k = 0;
+    if (q4) {
+        for (; k + 1 < nb; k += 2) {
+            ACC_ADD(a0, dot_q4(c + k * 16, xq + k * QK), sc[k] * xd[k]);
+            ACC_ADD(a1, dot_q4(c + (k + 1) * 16, xq + (k + 1) * QK), sc[k + 1] * xd[k + 1]);
+        }
+        if (k < nb) ACC_ADD(a0, dot_q4(c + k * 16, xq + k * QK), sc[k] * xd[k]);
+    } else {
+        for (; k + 1 < nb; k += 2) {
+            ACC_ADD(a0, dot_q8(c + k * 32, xq + k * QK), sc[k] * xd[k]);
+            ACC_ADD(a1, dot_q8(c + (k + 1) * 32, xq + (k + 1) * QK), sc[k + 1] * xd[k + 1]);
+        }
+        if (k < nb) ACC_ADD(a0, dot_q8(c + k * 32, xq + k * QK), sc[k] * xd[k]);
+    }
+    float sum = ACC_SUM(a0, a1);
+    if (m->min) {
+        const float *mn = m->min + (size_t)r * nb;
+        float offset = 0.f;
+#pragma omp simd reduction(+ : offset)
+        for (int j = 0; j < nb; j++) offset += mn[j] * xs[j];
+        sum += offset;
+    }
+    return sum;
+}
+
+// y[B, rows] = x[B, cols] @ W.T (+ bias), inside a parallel region; x is quantized first.
+static void matvec(const model_t *md, const qmat_t *m, int B, const float *x, float *y) {
+    int nb = m->cols / QK;
+#pragma omp for schedule(static)
+    for (int b = 0; b < B; b++)
+        quantize_row(x + (size_t)b * m->cols, m->cols, md->xq + (size_t)b * m->cols, md->xd + (size_t)b * nb, md->xs + (size_t)b * nb);
+#pragma omp for schedule(static)
+    for (int r = 0; r < m->rows; r++) {
+        for (int b = 0; b < B; b++) {
+            float v = row_dot(m, r, md->xq + (size_t)b * m->cols, md->xd + (size_t)b * nb, md->xs + (size_t)b * nb);
+            y[(size_t)b * m->rows + r] = m->bias ? v + m->bias[r] : v;
+        }
+    }
+}
+
+// out = rms_norm(in) * w for B rows of n, inside a parallel region.
+static void rms_norm(const float *in, const float *w, float *out, int B, int n, float eps) {
+#pragma omp for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *x = in + (size_t)b * n;
+        double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+        for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+        float r = 1.f / sqrtf((float)(ss / n) + eps);
+        for (int i = 0; i < n; i++) out[(size_t)b * n + i] = x[i] * r * w[i];
+    }
+}
+
+static void attention(const model_t *md, const layer_t *L, int B, const int *seq_lens, const int64_t *slots,
+                      const int *block_tables, int bt_stride) {
+    int Hq = md->n_heads, Hk = md->n_kv_heads, D = md->head_dim, P = md->page_size, G = Hq / Hk;
+    int row = (Hq + 2 * Hk) * D, half = md->rot_dim / 2;
+    // RoPE on q and k, then store k and v.
+#pragma omp for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float *qkv = md->qkv + (size_t)b * row;
+        const float *cs = md->cos_sin + (size_t)(seq_lens[b] - 1) * md->rot_dim;
+        for (int h = 0; h < Hq + Hk; h++) {
+            float *v = qkv + h * D;
+            for (int i = 0; i < half; i++) {
+                float x1 = v[i], x2 = v[i + half], c = cs[i], s = cs[half + i];
+                v[i] = x1 * c - x2 * s;
+                v[i + half] = x2 * c + x1 * s;
+            }
+        }
+        int64_t slot = slots[b];
+        memcpy(L->k_cache + slot * Hk * D, qkv + Hq * D, sizeof(float) * Hk * D);
+        memcpy(L->v_cache + slot * Hk * D, qkv + (Hq + Hk) * D, sizeof(float) * Hk * D);
+    }
+#pragma omp for schedule(static)
+    for (int bh = 0; bh < B * Hq; bh++) {
+        int b = bh / Hq, h = bh % Hq, kh = h / G, n = seq_lens[b];
+        const float *q = md->qkv + (size_t)b * row + h * D;
+        const int *table = block_tables + (size_t)b * bt_stride;
+        float *sc = md->scores + (size_t)bh * md->max_len, mx = -INFINITY;
+        for (int t = 0; t < n; t++) {
+            const float *k = L->k_cache + (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
+            float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+            for (int i = 0; i < D; i++) dot += q[i] * k[i];
+            sc[t] = dot * md->scale;
+            mx = fmaxf(mx, sc[t]);
+        }
+        float sum = 0.f;
+        for (int t = 0; t < n; t++) { sc[t] = expf(sc[t] - mx); sum += sc[t]; }
+        float *out = md->attn + (size_t)b * Hq * D + h * D;
+        for (int i = 0; i < D; i++) out[i] = 0.f;
+        for (int t = 0; t < n; t++) {
+            const float *v = L->v_cache + (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
+            float p = sc[t] / sum;
+            for (int i = 0; i < D; i++) out[i] += p * v[i];
+        }
+    }
+}
+
+// emb [B, hidden]: the new tokens' embeddings. Runs every layer and the final norm; writes the
+// final normed hidden states hidden_out [B, hidden].
+void decode_layers(const model_t *md, int B, const float *emb, const int *seq_lens, const int64_t *slots,
+                   const int *block_tables, int bt_stride, float *hidden_out) {
+    int H = md->hidden, I = md->inter;
+#pragma omp parallel
+    {
+        for (int l = 0; l < md->n_layers; l++) {
+            const layer_t *L = md->layers + l;
+            // residual: the first layer starts the stream; later ones add the last MLP output
+#pragma omp for schedule(static)
+            for (int i = 0; i < B * H; i++) md->res[i] = l == 0 ? emb[i] : md->res[i] + md->h[i];
+            rms_norm(md->res, L->norm_in, md->x, B, H, md->eps);
+            matvec(md, &L->qkv, B, md->x, md->qkv);
+            attention(md, L, B, seq_lens, slots, block_tables, bt_stride);
+            matvec(md, &L->o, B, md->attn, md->h);
+#pragma omp for schedule(static)
+            for (int i = 0; i < B * H; i++) md->res[i] += md->h[i];
+            rms_norm(md->res, L->norm_post, md->x, B, H, md->eps);
+            matvec(md, &L->gate_up, B, md->x, md->gu);
+#pragma omp for schedule(static)
+            for (int i = 0; i < B * I; i++) {
+                int b = i / I, j = i % I;
+                float g = md->gu[(size_t)b * 2 * I + j], u = md->gu[(size_t)b * 2 * I + I + j];
+                md->act[i] = g / (1.f + expf(-g)) * u;
+            }
+            matvec(md, &L->down, B, md->act, md->h);
+        }
+#pragma omp for schedule(static)
+        for (int i = 0; i < B * H; i++) md->res[i] += md->h[i];
+        rms_norm(md->res, md->final_norm, hidden_out, B, H, md->eps);
+    }
+}
+
+// logits [B, vocab] = hidden [B, hidden] @ lm_head.T
+void lm_head(const model_t *md, int B, const float *hidden, float *logits) {
+#pragma omp parallel
+    matvec(md, &md->lm_head, B, hidden, logits);
+}

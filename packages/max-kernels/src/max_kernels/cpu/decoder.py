@@ -1,0 +1,186 @@
+"""`NativeDecodeStep`: the decode step of a Llama-shaped model through the native library (decode.c).
+
+Holds the ctypes description of the model (pointers into torch tensors, which it keeps alive) and
+the scratch buffers; each call runs all layers for a batch of requests that add one token each.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import torch
+
+from max_kernels.gguf.formats import GGMLType
+
+SUPPORTED_TYPES = (GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0)
+_P = ctypes.c_void_p
+
+
+class _QMat(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int), ("rows", ctypes.c_int), ("cols", ctypes.c_int),
+        ("codes", _P), ("scale", _P), ("min", _P), ("bias", _P),
+    ]
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [
+        ("norm_in", _P), ("norm_post", _P),
+        ("qkv", _QMat), ("o", _QMat), ("gate_up", _QMat), ("down", _QMat),
+        ("k_cache", _P), ("v_cache", _P),
+    ]
+
+
+_INTS = ["n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "inter", "vocab", "page_size", "rot_dim", "max_len"]
+_SCRATCH = ["res", "x", "qkv", "attn", "gu", "act", "h", "scores", "xq", "xd", "xs"]
+
+
+class _Model(ctypes.Structure):
+    _fields_ = (
+        [(n, ctypes.c_int) for n in _INTS]
+        + [("eps", ctypes.c_float), ("scale", ctypes.c_float), ("cos_sin", _P), ("final_norm", _P)]
+        + [("lm_head", _QMat), ("layers", ctypes.POINTER(_Layer)), ("max_batch", ctypes.c_int)]
+        + [(n, _P) for n in _SCRATCH]
+    )
+
+
+@dataclass(eq=False)
+class PackedMatrix:
+    """A GGUF block weight `[rows, cols]` (`data`: one row of blocks per output), split at build into
+    the codes and float32 per-block scales and mins the library reads: w = code * scale + min."""
+
+    qtype: GGMLType
+    data: torch.Tensor  # uint8 [rows, row bytes]
+    rows: int
+    cols: int
+    bias: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.qtype not in SUPPORTED_TYPES or self.cols % 32:
+            raise ValueError(f"the native decode step takes Q4_0, Q4_1 and Q8_0 weights, got {self.qtype.name}")
+        nb = self.cols // 32
+        blocks = self.data.reshape(self.rows, nb, -1)
+        header = {GGMLType.Q4_0: 2, GGMLType.Q4_1: 4, GGMLType.Q8_0: 2}[self.qtype]
+        self.scale = blocks[..., 0:2].contiguous().view(torch.float16).float().reshape(self.rows, nb).contiguous()
+        self.min = None
+        if self.qtype == GGMLType.Q4_1:
+            self.min = blocks[..., 2:4].contiguous().view(torch.float16).float().reshape(self.rows, nb).contiguous()
+        elif self.qtype == GGMLType.Q4_0:
+            self.min = -8 * self.scale
+        self.codes = blocks[..., header:].contiguous()
+        self.data = None  # the split copy is what the library reads
+        self.bias = None if self.bias is None else self.bias.detach().float().contiguous()
+
+    def struct(self) -> _QMat:
+        ptr = lambda t: 0 if t is None else t.data_ptr()  # noqa: E731
+        return _QMat(int(self.qtype), self.rows, self.cols, ptr(self.codes), ptr(self.scale), ptr(self.min), ptr(self.bias))
+
+
+@dataclass
+class DecoderLayerWeights:
+    norm_in: torch.Tensor
+    norm_post: torch.Tensor
+    qkv: PackedMatrix  # rows: q heads, then k heads, then v heads
+    o: PackedMatrix
+    gate_up: PackedMatrix  # rows: gate, then up
+    down: PackedMatrix
+    k_cache: torch.Tensor  # float32 [N, P, Hk, D]
+    v_cache: torch.Tensor
+
+
+@dataclass
+class DecoderShape:
+    hidden: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    page_size: int
+    rotary_dim: int
+    eps: float
+    scale: float
+
+
+class NativeDecodeStep:
+    """Decode steps of up to `max_batch` requests with keys up to `max_len` long."""
+
+    def __init__(
+        self,
+        lib: ctypes.CDLL,
+        shape: DecoderShape,
+        layers: list[DecoderLayerWeights],
+        final_norm: torch.Tensor,
+        lm_head: PackedMatrix,
+        cos_sin: torch.Tensor,
+        max_batch: int,
+        max_len: int,
+    ):
+        for layer in layers:
+            for cache in (layer.k_cache, layer.v_cache):
+                if cache.dtype != torch.float32 or not cache.is_contiguous():
+                    raise ValueError("the native decode step needs contiguous float32 KV caches")
+        s = shape
+        self.lib, self.shape, self.max_batch = lib, shape, max_batch
+        kmax = max(s.hidden, s.num_heads * s.head_dim, s.intermediate)
+        f32 = dict(dtype=torch.float32)
+        self._scratch = {
+            "res": torch.zeros(max_batch, s.hidden, **f32),
+            "x": torch.zeros(max_batch, s.hidden, **f32),
+            "qkv": torch.zeros(max_batch, (s.num_heads + 2 * s.num_kv_heads) * s.head_dim, **f32),
+            "attn": torch.zeros(max_batch, s.num_heads * s.head_dim, **f32),
+            "gu": torch.zeros(max_batch, 2 * s.intermediate, **f32),
+            "act": torch.zeros(max_batch, s.intermediate, **f32),
+            "h": torch.zeros(max_batch, s.hidden, **f32),
+            "scores": torch.zeros(max_batch * s.num_heads, max_len, **f32),
+            "xq": torch.zeros(max_batch, kmax, dtype=torch.int16),
+            "xd": torch.zeros(max_batch, kmax // 32, **f32),
+            "xs": torch.zeros(max_batch, kmax // 32, **f32),
+        }
+        self._keep = (layers, final_norm.float().contiguous(), lm_head, cos_sin.float().contiguous())
+        self._layers = (_Layer * len(layers))(*[
+            _Layer(
+                l.norm_in.data_ptr(), l.norm_post.data_ptr(),
+                l.qkv.struct(), l.o.struct(), l.gate_up.struct(), l.down.struct(),
+                l.k_cache.data_ptr(), l.v_cache.data_ptr(),
+            )
+            for l in layers
+        ])
+        ints = dict(
+            n_layers=len(layers), hidden=s.hidden, n_heads=s.num_heads, n_kv_heads=s.num_kv_heads, head_dim=s.head_dim,
+            inter=s.intermediate, vocab=s.vocab, page_size=s.page_size, rot_dim=s.rotary_dim, max_len=max_len,
+        )
+        self._model = _Model(
+            **ints, eps=s.eps, scale=s.scale, cos_sin=self._keep[3].data_ptr(), final_norm=self._keep[1].data_ptr(),
+            lm_head=lm_head.struct(), layers=self._layers, max_batch=max_batch,
+            **{n: t.data_ptr() for n, t in self._scratch.items()},
+        )
+        self.max_len = max_len
+
+    def layers(
+        self, emb: torch.Tensor, seq_lens: torch.Tensor, slots: torch.Tensor, block_tables: torch.Tensor
+    ) -> torch.Tensor:
+        """`emb [B, hidden]` float32 embeddings of the new tokens -> final normed hidden states `[B, hidden]`.
+
+        `seq_lens [B]` int32 (the new token included), `slots [B]` int64, `block_tables [B, M]` int32."""
+        b = emb.shape[0]
+        if b > self.max_batch or int(seq_lens.max()) > self.max_len:
+            raise ValueError(f"batch {b} or length {int(seq_lens.max())} beyond the native step's {self.max_batch} / {self.max_len}")
+        emb = emb.float().contiguous()
+        seq_lens = seq_lens.to(torch.int32).contiguous()
+        slots = slots.to(torch.int64).contiguous()
+        tables = block_tables.to(torch.int32).contiguous()
+        out = torch.empty(b, self.shape.hidden)
+        self.lib.decode_layers(
+            ctypes.byref(self._model), b, _P(emb.data_ptr()), _P(seq_lens.data_ptr()), _P(slots.data_ptr()),
+            _P(tables.data_ptr()), tables.shape[1], _P(out.data_ptr()),
+        )
+        return out
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """`hidden [B, hidden]` -> float32 logits `[B, vocab]`."""
+        hidden = hidden.float().contiguous()
+        out = torch.empty(hidden.shape[0], self.shape.vocab)
+        self.lib.lm_head(ctypes.byref(self._model), hidden.shape[0], _P(hidden.data_ptr()), _P(out.data_ptr()))
+        return out

@@ -1,0 +1,109 @@
+"""The native CPU decode step (decode.c) against a float64 PyTorch decoder over the same blocks."""
+
+import platform
+import shutil
+
+import pytest
+import torch
+from max_kernels import rope_cos_sin_cache
+from max_kernels.cpu import DecoderLayerWeights, DecoderShape, NativeDecodeStep, PackedMatrix, library
+from max_kernels.cpu.native import build
+from max_kernels.gguf import GGMLType, dequantize
+from max_kernels.gguf.encode import quantize_q8_0
+from max_kernels.gguf.synthetic import random_blocks
+
+H, HQ, HK, D, I, V, PAGE, LAYERS = 64, 4, 2, 16, 96, 160, 4, 2
+# this CPU's best code; on x86 also the AVX2-only and the baseline (scalar) variants
+MARCHES = ["native", "x86-64-v3", "x86-64"] if platform.machine() == "x86_64" else ["native"]
+
+
+def test_the_library_builds_where_there_is_a_compiler():
+    if shutil.which("cc") or shutil.which("gcc"):
+        assert library() is not None
+
+
+def _matrix(qtype, rows, cols, seed, bias=False):
+    data = random_blocks(qtype, (rows, cols), seed=seed)
+    b = torch.randn(rows, generator=torch.Generator().manual_seed(seed)) * 0.1 if bias else None
+    return PackedMatrix(qtype, data, rows, cols, b), dequantize(data.reshape(-1), qtype, (rows, cols)).double(), b
+
+
+def _rms(x, w, eps):
+    return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+
+def _rope(x, cos, sin):  # x [Hx, D] at one position; rotate-half over the full head
+    x1, x2 = x[:, : D // 2], x[:, D // 2 :]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+@pytest.mark.parametrize("march", MARCHES)
+@pytest.mark.parametrize("qtypes", [(GGMLType.Q4_1,) * 4, (GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_0)])
+def test_decode_step_matches_float64(qtypes, march):
+    lib = build(march)
+    if lib is None:
+        pytest.skip("no C compiler")
+    g = torch.Generator().manual_seed(0)
+    lens = [7, 13]  # the new token included
+    num_blocks = 12
+    block_tables = torch.tensor([[3, 9, 0, 0], [1, 5, 11, 7]], dtype=torch.int32)
+    slots = torch.tensor([int(block_tables[b, (n - 1) // PAGE]) * PAGE + (n - 1) % PAGE for b, n in enumerate(lens)])
+    cos_sin = rope_cos_sin_cache(D, 64, 10000.0, None, "cpu")
+    layers, ref = [], []
+    for i in range(LAYERS):
+        mats = [
+            _matrix(qtypes[0], (HQ + 2 * HK) * D, H, 10 * i + 1, bias=True),
+            _matrix(qtypes[1], H, HQ * D, 10 * i + 2),
+            _matrix(qtypes[2], 2 * I, H, 10 * i + 3),
+            _matrix(qtypes[3], H, I, 10 * i + 4),
+        ]
+        k_cache = torch.randn(num_blocks, PAGE, HK, D, generator=g)
+        v_cache = torch.randn(num_blocks, PAGE, HK, D, generator=g)
+        norms = 1 + 0.1 * torch.randn(2, H, generator=g)
+        layers.append(DecoderLayerWeights(norms[0], norms[1], *(m[0] for m in mats), k_cache, v_cache))
+        ref.append((norms.double(), [(m[1], m[2]) for m in mats], k_cache.clone().double(), v_cache.clone().double()))
+    final_norm = 1 + 0.1 * torch.randn(H, generator=g)
+    table = torch.randn(V, H, generator=g) * 0.05
+    head = PackedMatrix(GGMLType.Q8_0, quantize_q8_0(table), V, H)
+    shape = DecoderShape(H, HQ, HK, D, I, V, PAGE, D, 1e-5, D**-0.5)
+    step = NativeDecodeStep(lib, shape, layers, final_norm, head, cos_sin, max_batch=4, max_len=64)
+    emb = torch.randn(2, H, generator=g)
+
+    hidden = step.layers(emb, torch.tensor(lens, dtype=torch.int32), slots, block_tables)
+    logits = step.logits(hidden)
+
+    x, res = emb.double(), None
+    for (norms, mats, kc, vc), layer in zip(ref, layers):
+        res = x if res is None else res + x
+        h = _rms(res, norms[0], 1e-5)
+        (wqkv, bqkv), (wo, _), (wgu, _), (wd, _) = mats
+        qkv = h @ wqkv.T + bqkv.double()
+        attn = torch.zeros(2, HQ * D, dtype=torch.float64)
+        for b, n in enumerate(lens):
+            cos, sin = cos_sin[n - 1].double().chunk(2)
+            heads = _rope(qkv[b, : (HQ + HK) * D].view(HQ + HK, D), cos, sin)
+            q, k, v = heads[:HQ], heads[HQ:], qkv[b, (HQ + HK) * D :].view(HK, D)
+            flat_k, flat_v = kc.view(-1, HK, D), vc.view(-1, HK, D)
+            flat_k[slots[b]], flat_v[slots[b]] = k, v
+            # the layer's cache now holds the rotated key and the value at the token's slot
+            torch.testing.assert_close(layer.k_cache.view(-1, HK, D)[slots[b]].double(), k, rtol=2e-3, atol=2e-3)
+            torch.testing.assert_close(layer.v_cache.view(-1, HK, D)[slots[b]].double(), v, rtol=2e-3, atol=2e-3)
+            pos = torch.arange(n)
+            rows = block_tables[b, pos // PAGE].long() * PAGE + pos % PAGE
+            for hq in range(HQ):
+                keys, values = flat_k[rows, hq // (HQ // HK)], flat_v[rows, hq // (HQ // HK)]
+                p = torch.softmax(keys @ q[hq] * D**-0.5, dim=0)
+                attn[b, hq * D : (hq + 1) * D] = p @ values
+        res = res + attn @ wo.T
+        gu = _rms(res, norms[1], 1e-5) @ wgu.T
+        x = (torch.nn.functional.silu(gu[:, :I]) * gu[:, I:]) @ wd.T
+    want_hidden = _rms(res + x, final_norm.double(), 1e-5)
+    want_logits = want_hidden @ dequantize(quantize_q8_0(table).reshape(-1), GGMLType.Q8_0, (V, H)).double().T
+    scale = want_hidden.abs().max()
+    assert (hidden.double() - want_hidden).abs().max() / scale < 2e-3
+    assert (logits.double() - want_logits).abs().max() / want_logits.abs().max() < 2e-3
+
+
+def test_unsupported_block_types_are_refused():
+    with pytest.raises(ValueError, match="Q4_0, Q4_1 and Q8_0"):
+        PackedMatrix(GGMLType.Q6_K, random_blocks(GGMLType.Q6_K, (16, 256)), 16, 256)

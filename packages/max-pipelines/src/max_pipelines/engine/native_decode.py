@@ -1,0 +1,106 @@
+"""Decode steps through the native CPU library (`max_kernels.cpu`) for the models it fits.
+
+It fits Llama-shaped decoders (Llama, SmolLM2, Mistral without a sliding window, Qwen2 with its
+QKV bias, Phi-3) whose projections are each one packed GGUF weight of type Q4_0, Q4_1 or Q8_0, with a
+float32 KV cache. The LM head reads the file's blocks of the output (or tied embedding) table, or Q8_0
+blocks of a float table, whose largest logits per row the runner then recomputes from the float
+table, as the PyTorch path does. Anything else decodes in PyTorch.
+"""
+
+from __future__ import annotations
+
+import torch
+from max_kernels import silu_and_mul
+from max_kernels.cpu import DecoderLayerWeights, DecoderShape, NativeDecodeStep, PackedMatrix, library
+from max_kernels.cpu.decoder import SUPPORTED_TYPES
+from max_kernels.gguf.encode import quantize_q8_0
+from max_kernels.gguf.formats import GGMLType
+
+from max_pipelines.layers.linear import Linear
+
+MAX_BATCH = 32  # larger decode batches keep the PyTorch path, whose batched matmuls do as well
+
+
+class _Unfit(Exception):
+    pass
+
+
+def _packed(linear: Linear) -> PackedMatrix:
+    if len(linear.qweights) != 1 or linear.qweights[0].qtype not in SUPPORTED_TYPES:
+        raise _Unfit(f"{linear}: not one packed Q4_0/Q4_1/Q8_0 weight")
+    q = linear.qweights[0]
+    return PackedMatrix(q.qtype, q.data, q.shape[0], q.shape[1], linear.bias)
+
+
+def _lm_head(model) -> PackedMatrix:
+    head = model.lm_head
+    if head.softcap is not None:
+        raise _Unfit("soft-capped logits")
+    if head.qweights:
+        return _packed(head)
+    table = head.exact_weight if head.exact_weight is not None else head.weight
+    embedding = model.model.embed_tokens
+    if table is embedding.weight and embedding.blocks is not None and embedding.blocks[0] in SUPPORTED_TYPES:
+        qtype, data = embedding.blocks  # a tied head reads the file's own blocks
+        return PackedMatrix(GGMLType(int(qtype)), data, table.shape[0], table.shape[1])
+    return PackedMatrix(GGMLType.Q8_0, quantize_q8_0(table), table.shape[0], table.shape[1])
+
+
+def _layer(layer, k_cache: torch.Tensor, v_cache: torch.Tensor) -> DecoderLayerWeights:
+    from max_pipelines.architectures.llama.model import LlamaDecoderLayer  # the registry imports the engine
+
+    if type(layer) is not LlamaDecoderLayer:
+        raise _Unfit(type(layer).__name__)
+    attn = layer.self_attn
+    if attn.q_norm is not None or attn.attn.sliding_window is not None or attn.attn.softcap is not None:
+        raise _Unfit("q/k norms, sliding windows or soft caps")
+    if layer.mlp.act_and_mul is not silu_and_mul:
+        raise _Unfit("an activation other than SiLU")
+    return DecoderLayerWeights(
+        norm_in=layer.input_layernorm.weight.detach().float().contiguous(),
+        norm_post=layer.post_attention_layernorm.weight.detach().float().contiguous(),
+        qkv=_packed(attn.qkv_proj),
+        o=_packed(attn.o_proj),
+        gate_up=_packed(layer.mlp.gate_up_proj),
+        down=_packed(layer.mlp.down_proj),
+        k_cache=k_cache,
+        v_cache=v_cache,
+    )
+
+
+def native_decode_step(model, kv_cache, max_len: int, max_batch: int) -> NativeDecodeStep | None:
+    """The native decode step for `model` and its paged `kv_cache`, or None where it does not fit."""
+    from max_pipelines.architectures.llama.model import LlamaForCausalLM
+
+    if not isinstance(model, LlamaForCausalLM) or kv_cache.spec.device.type != "cpu":
+        return None
+    if kv_cache.spec.dtype != torch.float32 or model.model.embed_tokens.scale is not None:
+        return None
+    try:
+        layers = [_layer(layer, k, v) for layer, k, v in zip(model.model.layers, kv_cache.k_caches, kv_cache.v_caches)]
+        lm_head = _lm_head(model)
+    except (_Unfit, ValueError):
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    first = model.model.layers[0].self_attn
+    rotary = first.rotary
+    if any(layer.self_attn.rotary is not rotary for layer in model.model.layers) or rotary.rotary_dim % 2:
+        return None
+    shape = DecoderShape(
+        hidden=model.config["hidden_size"],
+        num_heads=first.num_heads,
+        num_kv_heads=first.num_kv_heads,
+        head_dim=first.head_dim,
+        intermediate=model.model.layers[0].mlp.down_proj.in_features,
+        vocab=lm_head.rows,
+        page_size=kv_cache.spec.page_size,
+        rotary_dim=rotary.rotary_dim,
+        eps=model.model.layers[0].input_layernorm.eps,
+        scale=first.attn.scale,
+    )
+    return NativeDecodeStep(
+        lib, shape, layers, model.model.norm.weight.detach(), lm_head, rotary.cos_sin_cache,
+        max_batch=min(max_batch, MAX_BATCH), max_len=max_len,
+    )
