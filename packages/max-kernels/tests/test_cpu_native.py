@@ -44,9 +44,14 @@ def test_decode_step_matches_float64(qtypes, march):
     if lib is None:
         pytest.skip("no C compiler")
     g = torch.Generator().manual_seed(0)
-    lens = [7, 13]  # the new token included
-    num_blocks = 12
-    block_tables = torch.tensor([[3, 9, 0, 0], [1, 5, 11, 7]], dtype=torch.int32)
+    lens = [7, 13, 3, 9, 20]  # the new token included; 5 requests: a tile of 4 and one alone
+    needed = [-(-n // PAGE) for n in lens]
+    num_blocks = sum(needed) + 3
+    order = torch.randperm(num_blocks, generator=g).tolist()
+    block_tables = torch.zeros(len(lens), max(needed), dtype=torch.int32)
+    for b, n in enumerate(needed):
+        block_tables[b, :n] = torch.tensor(order[:n], dtype=torch.int32)
+        order = order[n:]
     slots = torch.tensor([int(block_tables[b, (n - 1) // PAGE]) * PAGE + (n - 1) % PAGE for b, n in enumerate(lens)])
     cos_sin = rope_cos_sin_cache(D, 64, 10000.0, None, "cpu")
     layers, ref = [], []
@@ -66,8 +71,8 @@ def test_decode_step_matches_float64(qtypes, march):
     table = torch.randn(V, H, generator=g) * 0.05
     head = PackedMatrix(GGMLType.Q8_0, quantize_q8_0(table), V, H)
     shape = DecoderShape(H, HQ, HK, D, I, V, PAGE, D, 1e-5, D**-0.5)
-    step = NativeDecodeStep(lib, shape, layers, final_norm, head, cos_sin, max_batch=4, max_len=64)
-    emb = torch.randn(2, H, generator=g)
+    step = NativeDecodeStep(lib, shape, layers, final_norm, head, cos_sin, max_batch=8, max_len=64)
+    emb = torch.randn(len(lens), H, generator=g)
 
     hidden = step.layers(emb, torch.tensor(lens, dtype=torch.int32), slots, block_tables)
     logits = step.logits(hidden)
@@ -78,7 +83,7 @@ def test_decode_step_matches_float64(qtypes, march):
         h = _rms(res, norms[0], 1e-5)
         (wqkv, bqkv), (wo, _), (wgu, _), (wd, _) = mats
         qkv = h @ wqkv.T + bqkv.double()
-        attn = torch.zeros(2, HQ * D, dtype=torch.float64)
+        attn = torch.zeros(len(lens), HQ * D, dtype=torch.float64)
         for b, n in enumerate(lens):
             cos, sin = cos_sin[n - 1].double().chunk(2)
             heads = _rope(qkv[b, : (HQ + HK) * D].view(HQ + HK, D), cos, sin)

@@ -70,40 +70,41 @@ static void quantize_row(const float *x, int cols, int16_t *q, float *d, float *
     }
 }
 
-// Integer dot products of one weight block with 32 activation codes, as partial sums in a vector.
+// A weight block widened to 32 16-bit values (`widen_q4`, `widen_q8`), and its integer dot product
+// with 32 activation codes (`dot`) as partial sums in a vector; `ACC_ADD` scales and accumulates them.
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
-typedef __m512i isum_t;
+typedef __m512i wide_t;
 typedef __m512 acc_t;
-static inline __m512i dot_q4(const uint8_t *qs, const int16_t *y) {  // codes 0..15
+static inline wide_t widen_q4(const uint8_t *qs) {  // codes 0..15: value j < 16 low nibble, 16 + j high
     const __m128i m4 = _mm_set1_epi8(0x0f);
     __m128i raw = _mm_loadu_si128((const __m128i *)qs);
-    __m256i w8 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
-    return _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_cvtepu8_epi16(w8), _mm512_loadu_si512(y));
+    return _mm512_cvtepu8_epi16(_mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4)));
 }
-static inline __m512i dot_q8(const uint8_t *qs, const int16_t *y) {
-    __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)qs));
+static inline wide_t widen_q8(const uint8_t *qs) { return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)qs)); }
+static inline __m512i dot(wide_t w, const int16_t *y) {
     return _mm512_dpwssd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(y));
 }
 #define ACC_ZERO _mm512_setzero_ps()
 #define ACC_ADD(acc, isum, s) acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(s), acc)
-#define ACC_SUM(a, b) _mm512_reduce_add_ps(_mm512_add_ps(a, b))
+#define ACC_SUM(a) _mm512_reduce_add_ps(a)
+#define ACC_PLUS(a, b) _mm512_add_ps(a, b)
 #elif defined(__AVX2__)
-typedef __m256i isum_t;
+typedef struct { __m256i lo, hi; } wide_t;
 typedef __m256 acc_t;
-static inline __m256i madd16(__m256i a, __m256i b) { return _mm256_madd_epi16(a, b); }
-static inline __m256i dot_q4(const uint8_t *qs, const int16_t *y) {  // codes 0..15
+static inline wide_t widen_q4(const uint8_t *qs) {
     const __m128i m4 = _mm_set1_epi8(0x0f);
     __m128i raw = _mm_loadu_si128((const __m128i *)qs);
-    __m256i lo = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m4));  // values 0..15
-    __m256i hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));  // values 16..31
-    return _mm256_add_epi32(madd16(lo, _mm256_loadu_si256((const __m256i *)y)),
-                            madd16(hi, _mm256_loadu_si256((const __m256i *)(y + 16))));
+    wide_t w = {_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4))};
+    return w;
 }
-static inline __m256i dot_q8(const uint8_t *qs, const int16_t *y) {
-    __m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)qs));
-    __m256i hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qs + 16)));
-    return _mm256_add_epi32(madd16(lo, _mm256_loadu_si256((const __m256i *)y)),
-                            madd16(hi, _mm256_loadu_si256((const __m256i *)(y + 16))));
+static inline wide_t widen_q8(const uint8_t *qs) {
+    wide_t w = {_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)qs)),
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qs + 16)))};
+    return w;
+}
+static inline __m256i dot(wide_t w, const int16_t *y) {
+    return _mm256_add_epi32(_mm256_madd_epi16(w.lo, _mm256_loadu_si256((const __m256i *)y)),
+                            _mm256_madd_epi16(w.hi, _mm256_loadu_si256((const __m256i *)(y + 16))));
 }
 static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -113,55 +114,88 @@ static inline float hsum(__m256 v) {
 }
 #define ACC_ZERO _mm256_setzero_ps()
 #define ACC_ADD(acc, isum, s) acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(s), acc)
-#define ACC_SUM(a, b) hsum(_mm256_add_ps(a, b))
+#define ACC_SUM(a) hsum(a)
+#define ACC_PLUS(a, b) _mm256_add_ps(a, b)
 #else
-typedef int isum_t;
+typedef struct { int16_t v[QK]; } wide_t;
 typedef float acc_t;
-static inline int dot_q4(const uint8_t *qs, const int16_t *y) {
-    int sum = 0;
-    for (int j = 0; j < 16; j++) sum += (qs[j] & 0x0f) * y[j] + (qs[j] >> 4) * y[j + 16];
-    return sum;
+static inline wide_t widen_q4(const uint8_t *qs) {
+    wide_t w;
+    for (int j = 0; j < 16; j++) { w.v[j] = qs[j] & 0x0f; w.v[j + 16] = qs[j] >> 4; }
+    return w;
 }
-static inline int dot_q8(const uint8_t *qs, const int16_t *y) {
+static inline wide_t widen_q8(const uint8_t *qs) {
+    wide_t w;
+    for (int j = 0; j < QK; j++) w.v[j] = (int8_t)qs[j];
+    return w;
+}
+static inline int dot(wide_t w, const int16_t *y) {
     int sum = 0;
-    for (int j = 0; j < QK; j++) sum += (int8_t)qs[j] * y[j];
+    for (int j = 0; j < QK; j++) sum += w.v[j] * y[j];
     return sum;
 }
 #define ACC_ZERO 0.f
 #define ACC_ADD(acc, isum, s) acc += (float)(isum) * (s)
-#define ACC_SUM(a, b) ((a) + (b))
+#define ACC_SUM(a) (a)
+#define ACC_PLUS(a, b) ((a) + (b))
 #endif
 
-// One weight row against one quantized activation row; two accumulators (even, odd blocks)
-// keep two multiply-add chains in flight.
-static inline float row_dot(const qmat_t *m, int r, const int16_t *xq, const float *xd, const float *xs) {
-    int nb = m->cols / QK, q4 = m->type != Q8_0, bytes = q4 ? 16 : 32;
-    const uint8_t *c = m->codes + (size_t)r * nb * bytes;
-    const float *sc = m->scale + (size_t)r * nb;
-    acc_t a0 = ACC_ZERO, a1 = ACC_ZERO;
-    int k = 0;
-    if (q4) {
-        for (; k + 1 < nb; k += 2) {
-            ACC_ADD(a0, dot_q4(c + k * 16, xq + k * QK), sc[k] * xd[k]);
-            ACC_ADD(a1, dot_q4(c + (k + 1) * 16, xq + (k + 1) * QK), sc[k + 1] * xd[k + 1]);
-        }
-        if (k < nb) ACC_ADD(a0, dot_q4(c + k * 16, xq + k * QK), sc[k] * xd[k]);
-    } else {
-        for (; k + 1 < nb; k += 2) {
-            ACC_ADD(a0, dot_q8(c + k * 32, xq + k * QK), sc[k] * xd[k]);
-            ACC_ADD(a1, dot_q8(c + (k + 1) * 32, xq + (k + 1) * QK), sc[k + 1] * xd[k + 1]);
-        }
-        if (k < nb) ACC_ADD(a0, dot_q8(c + k * 32, xq + k * QK), sc[k] * xd[k]);
+#define TILE 4  // requests whose activations share each widened weight block
+
+// sum_k scale[k] * xd[k] * dot(block k, codes of block k) for one request: two accumulators (even and
+// odd blocks) keep two multiply-add chains in flight.
+#define ROW_DOT1(NAME, WIDEN, BYTES)                                                                     \
+    static inline float NAME(const uint8_t *c, const float *sc, int nb, const int16_t *xq, const float *xd) { \
+        acc_t a0 = ACC_ZERO, a1 = ACC_ZERO;                                                              \
+        int k = 0;                                                                                       \
+        for (; k + 1 < nb; k += 2) {                                                                     \
+            ACC_ADD(a0, dot(WIDEN(c + k * BYTES), xq + k * QK), sc[k] * xd[k]);                          \
+            ACC_ADD(a1, dot(WIDEN(c + (k + 1) * BYTES), xq + (k + 1) * QK), sc[k + 1] * xd[k + 1]);      \
+        }                                                                                                \
+        if (k < nb) ACC_ADD(a0, dot(WIDEN(c + k * BYTES), xq + k * QK), sc[k] * xd[k]);                  \
+        return ACC_SUM(ACC_PLUS(a0, a1));                                                                \
     }
-    float sum = ACC_SUM(a0, a1);
-    if (m->min) {
-        const float *mn = m->min + (size_t)r * nb;
-        float offset = 0.f;
+ROW_DOT1(row_dot1_q4, widen_q4, 16)
+ROW_DOT1(row_dot1_q8, widen_q8, 32)
+
+// The same for TILE requests at once (activation rows `stride` codes apart): each block is widened once.
+#define ROW_DOTS(NAME, WIDEN, BYTES)                                                                     \
+    static inline void NAME(const uint8_t *c, const float *sc, int nb, const int16_t *xq, const float *xd, \
+                            int stride, float *out) {                                                    \
+        acc_t a[TILE];                                                                                   \
+        for (int b = 0; b < TILE; b++) a[b] = ACC_ZERO;                                                  \
+        for (int k = 0; k < nb; k++) {                                                                   \
+            wide_t w = WIDEN(c + k * BYTES);                                                             \
+            for (int b = 0; b < TILE; b++)                                                               \
+                ACC_ADD(a[b], dot(w, xq + (size_t)b * stride + k * QK), sc[k] * xd[(size_t)b * nb + k]); \
+        }                                                                                                \
+        for (int b = 0; b < TILE; b++) out[b] = ACC_SUM(a[b]);                                           \
+    }
+ROW_DOTS(row_dots_q4, widen_q4, 16)
+ROW_DOTS(row_dots_q8, widen_q8, 32)
+
+// Row r of W against the requests b0 .. b0 + n - 1 (n is 1 or TILE), with the blocks' mins and the bias.
+static inline void row_dots(const model_t *md, const qmat_t *m, int r, int b0, int n, float *out) {
+    int nb = m->cols / QK, q4 = m->type != Q8_0;
+    const uint8_t *c = m->codes + (size_t)r * nb * (q4 ? 16 : 32);
+    const float *sc = m->scale + (size_t)r * nb, *xd = md->xd + (size_t)b0 * nb;
+    const int16_t *xq = md->xq + (size_t)b0 * m->cols;
+    if (n == 1)
+        out[0] = q4 ? row_dot1_q4(c, sc, nb, xq, xd) : row_dot1_q8(c, sc, nb, xq, xd);
+    else if (q4)
+        row_dots_q4(c, sc, nb, xq, xd, m->cols, out);
+    else
+        row_dots_q8(c, sc, nb, xq, xd, m->cols, out);
+    for (int b = 0; b < n; b++) {
+        if (m->min) {
+            const float *mn = m->min + (size_t)r * nb, *xs = md->xs + (size_t)(b0 + b) * nb;
+            float offset = 0.f;
 #pragma omp simd reduction(+ : offset)
-        for (int j = 0; j < nb; j++) offset += mn[j] * xs[j];
-        sum += offset;
+            for (int j = 0; j < nb; j++) offset += mn[j] * xs[j];
+            out[b] += offset;
+        }
+        if (m->bias) out[b] += m->bias[r];
     }
-    return sum;
 }
 
 // y[B, rows] = x[B, cols] @ W.T (+ bias), inside a parallel region; x is quantized first.
@@ -172,9 +206,15 @@ static void matvec(const model_t *md, const qmat_t *m, int B, const float *x, fl
         quantize_row(x + (size_t)b * m->cols, m->cols, md->xq + (size_t)b * m->cols, md->xd + (size_t)b * nb, md->xs + (size_t)b * nb);
 #pragma omp for schedule(static)
     for (int r = 0; r < m->rows; r++) {
-        for (int b = 0; b < B; b++) {
-            float v = row_dot(m, r, md->xq + (size_t)b * m->cols, md->xd + (size_t)b * nb, md->xs + (size_t)b * nb);
-            y[(size_t)b * m->rows + r] = m->bias ? v + m->bias[r] : v;
+        int b0 = 0;
+        float out[TILE];
+        for (; b0 + TILE <= B; b0 += TILE) {
+            row_dots(md, m, r, b0, TILE, out);
+            for (int b = 0; b < TILE; b++) y[(size_t)(b0 + b) * m->rows + r] = out[b];
+        }
+        for (; b0 < B; b0++) {
+            row_dots(md, m, r, b0, 1, out);
+            y[(size_t)b0 * m->rows + r] = out[0];
         }
     }
 }

@@ -18,7 +18,7 @@ from max_kernels.gguf.formats import GGMLType
 
 from max_pipelines.layers.linear import Linear
 
-MAX_BATCH = 32  # larger decode batches keep the PyTorch path, whose batched matmuls do as well
+MAX_BATCH = 8  # larger decode batches keep the PyTorch path, whose batched matmuls do better
 
 
 class _Unfit(Exception):
