@@ -12,7 +12,7 @@ from max_kernels.gguf import GGMLType, dequantize
 from max_kernels.gguf.encode import quantize_q8_0
 from max_kernels.gguf.synthetic import random_blocks
 
-H, HQ, HK, D, I, V, PAGE, LAYERS = 64, 4, 2, 16, 96, 160, 4, 2
+H, HQ, HK, I, V, PAGE, LAYERS = 64, 4, 2, 96, 160, 4, 2
 # this CPU's best code; on x86 also the AVX2-only and the baseline (scalar) variants
 MARCHES = ["native", "x86-64-v3", "x86-64"] if platform.machine() == "x86_64" else ["native"]
 
@@ -33,13 +33,17 @@ def _rms(x, w, eps):
 
 
 def _rope(x, cos, sin):  # x [Hx, D] at one position; rotate-half over the full head
-    x1, x2 = x[:, : D // 2], x[:, D // 2 :]
+    d = x.shape[-1]
+    x1, x2 = x[:, : d // 2], x[:, d // 2 :]
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
 @pytest.mark.parametrize("march", MARCHES)
-@pytest.mark.parametrize("qtypes", [(GGMLType.Q4_1,) * 4, (GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_0)])
-def test_decode_step_matches_float64(qtypes, march):
+@pytest.mark.parametrize(
+    ("qtypes", "D"),  # head sizes with and without whole blocks of 32 per head
+    [((GGMLType.Q4_1,) * 4, 32), ((GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_0), 16)],
+)
+def test_decode_step_matches_float64(qtypes, D, march):
     lib = build(march)
     if lib is None:
         pytest.skip("no C compiler")

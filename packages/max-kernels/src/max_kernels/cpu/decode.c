@@ -198,12 +198,13 @@ static inline void row_dots(const model_t *md, const qmat_t *m, int r, int b0, i
     }
 }
 
-// y[B, rows] = x[B, cols] @ W.T (+ bias), inside a parallel region; x is quantized first.
-static void matvec(const model_t *md, const qmat_t *m, int B, const float *x, float *y) {
-    int nb = m->cols / QK;
-#pragma omp for schedule(static)
-    for (int b = 0; b < B; b++)
-        quantize_row(x + (size_t)b * m->cols, m->cols, md->xq + (size_t)b * m->cols, md->xd + (size_t)b * nb, md->xs + (size_t)b * nb);
+// Activation row b of a matrix with `cols` inputs: where its codes and block scales live.
+#define XQ(md, b, cols) (md)->xq + (size_t)(b) * (cols), (md)->xd + (size_t)(b) * ((cols) / QK), (md)->xs + (size_t)(b) * ((cols) / QK)
+
+// y[B, rows] = x[B, cols] @ W.T (+ bias) for activations already quantized into md->xq, inside a
+// parallel region. Every step that produces a matrix input quantizes it on the way out, so that
+// each stage costs one barrier.
+static void matvec(const model_t *md, const qmat_t *m, int B, float *y) {
 #pragma omp for schedule(static)
     for (int r = 0; r < m->rows; r++) {
         int b0 = 0;
@@ -219,23 +220,29 @@ static void matvec(const model_t *md, const qmat_t *m, int B, const float *x, fl
     }
 }
 
-// out = rms_norm(in) * w for B rows of n, inside a parallel region.
-static void rms_norm(const float *in, const float *w, float *out, int B, int n, float eps) {
+// res += add (when given); then out = rms_norm(res) * w, quantized for the next matrix when `out`
+// is NULL. One request per thread, inside a parallel region.
+static void add_norm(const model_t *md, int B, const float *add, const float *w, float *out) {
+    int n = md->hidden;
 #pragma omp for schedule(static)
     for (int b = 0; b < B; b++) {
-        const float *x = in + (size_t)b * n;
+        float *x = md->res + (size_t)b * n;
+        if (add)
+            for (int i = 0; i < n; i++) x[i] += add[(size_t)b * n + i];
         double ss = 0.0;
 #pragma omp simd reduction(+ : ss)
         for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-        float r = 1.f / sqrtf((float)(ss / n) + eps);
-        for (int i = 0; i < n; i++) out[(size_t)b * n + i] = x[i] * r * w[i];
+        float r = 1.f / sqrtf((float)(ss / n) + md->eps);
+        float *y = out ? out + (size_t)b * n : md->x + (size_t)b * n;
+        for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+        if (!out) quantize_row(y, n, XQ(md, b, n));
     }
 }
 
 static void attention(const model_t *md, const layer_t *L, int B, const int *seq_lens, const int64_t *slots,
                       const int *block_tables, int bt_stride) {
     int Hq = md->n_heads, Hk = md->n_kv_heads, D = md->head_dim, P = md->page_size, G = Hq / Hk;
-    int row = (Hq + 2 * Hk) * D, half = md->rot_dim / 2;
+    int row = (Hq + 2 * Hk) * D, half = md->rot_dim / 2, cols = Hq * D;
     // RoPE on q and k, then store k and v.
 #pragma omp for schedule(static)
     for (int b = 0; b < B; b++) {
@@ -269,13 +276,35 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
         }
         float sum = 0.f;
         for (int t = 0; t < n; t++) { sc[t] = expf(sc[t] - mx); sum += sc[t]; }
-        float *out = md->attn + (size_t)b * Hq * D + h * D;
+        float *out = md->attn + (size_t)b * cols + h * D;
         for (int i = 0; i < D; i++) out[i] = 0.f;
         for (int t = 0; t < n; t++) {
             const float *v = L->v_cache + (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
             float p = sc[t] / sum;
             for (int i = 0; i < D; i++) out[i] += p * v[i];
         }
+        if (D % QK == 0) {  // this head's blocks of the output projection's input
+            int16_t *xq = md->xq + (size_t)b * cols + h * D;
+            float *xd = md->xd + (size_t)b * (cols / QK) + h * D / QK, *xs = md->xs + (size_t)b * (cols / QK) + h * D / QK;
+            quantize_row(out, D, xq, xd, xs);
+        }
+    }
+    if (D % QK) {
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) quantize_row(md->attn + (size_t)b * cols, cols, XQ(md, b, cols));
+    }
+}
+
+// act = silu(gate) * up, quantized for the down projection: a block of 32 per iteration.
+static void silu_mul(const model_t *md, int B) {
+    int I = md->inter, nb = I / QK;
+#pragma omp for schedule(static)
+    for (int i = 0; i < B * nb; i++) {
+        int b = i / nb, j0 = (i % nb) * QK;
+        const float *g = md->gu + (size_t)b * 2 * I + j0, *u = g + I;
+        float *a = md->act + (size_t)b * I + j0;
+        for (int j = 0; j < QK; j++) a[j] = g[j] / (1.f + expf(-g[j])) * u[j];
+        quantize_row(a, QK, md->xq + (size_t)b * I + j0, md->xd + (size_t)b * nb + j0 / QK, md->xs + (size_t)b * nb + j0 / QK);
     }
 }
 
@@ -283,38 +312,31 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
 // final normed hidden states hidden_out [B, hidden].
 void decode_layers(const model_t *md, int B, const float *emb, const int *seq_lens, const int64_t *slots,
                    const int *block_tables, int bt_stride, float *hidden_out) {
-    int H = md->hidden, I = md->inter;
+    memcpy(md->res, emb, sizeof(float) * B * md->hidden);
 #pragma omp parallel
     {
         for (int l = 0; l < md->n_layers; l++) {
             const layer_t *L = md->layers + l;
-            // residual: the first layer starts the stream; later ones add the last MLP output
-#pragma omp for schedule(static)
-            for (int i = 0; i < B * H; i++) md->res[i] = l == 0 ? emb[i] : md->res[i] + md->h[i];
-            rms_norm(md->res, L->norm_in, md->x, B, H, md->eps);
-            matvec(md, &L->qkv, B, md->x, md->qkv);
+            add_norm(md, B, l == 0 ? NULL : md->h, L->norm_in, NULL);  // the last MLP output joins the stream
+            matvec(md, &L->qkv, B, md->qkv);
             attention(md, L, B, seq_lens, slots, block_tables, bt_stride);
-            matvec(md, &L->o, B, md->attn, md->h);
-#pragma omp for schedule(static)
-            for (int i = 0; i < B * H; i++) md->res[i] += md->h[i];
-            rms_norm(md->res, L->norm_post, md->x, B, H, md->eps);
-            matvec(md, &L->gate_up, B, md->x, md->gu);
-#pragma omp for schedule(static)
-            for (int i = 0; i < B * I; i++) {
-                int b = i / I, j = i % I;
-                float g = md->gu[(size_t)b * 2 * I + j], u = md->gu[(size_t)b * 2 * I + I + j];
-                md->act[i] = g / (1.f + expf(-g)) * u;
-            }
-            matvec(md, &L->down, B, md->act, md->h);
+            matvec(md, &L->o, B, md->h);
+            add_norm(md, B, md->h, L->norm_post, NULL);
+            matvec(md, &L->gate_up, B, md->gu);
+            silu_mul(md, B);
+            matvec(md, &L->down, B, md->h);
         }
-#pragma omp for schedule(static)
-        for (int i = 0; i < B * H; i++) md->res[i] += md->h[i];
-        rms_norm(md->res, md->final_norm, hidden_out, B, H, md->eps);
+        add_norm(md, B, md->h, md->final_norm, hidden_out);
     }
 }
 
 // logits [B, vocab] = hidden [B, hidden] @ lm_head.T
 void lm_head(const model_t *md, int B, const float *hidden, float *logits) {
+    int n = md->lm_head.cols;
 #pragma omp parallel
-    matvec(md, &md->lm_head, B, hidden, logits);
+    {
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) quantize_row(hidden + (size_t)b * n, n, XQ(md, b, n));
+        matvec(md, &md->lm_head, B, logits);
+    }
 }

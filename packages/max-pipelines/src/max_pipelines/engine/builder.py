@@ -102,7 +102,9 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     )
     runner = ModelRunner(model, kv_cache, kv_manager, plan.page_size, device, threads)
     if device.type == "cpu":
-        runner.native = native_decode_step(model, kv_cache, plan.max_length, plan.max_batch_size)
+        native = native_decode_step(model, kv_cache, plan.max_length, plan.max_batch_size)
+        if native is not None:
+            runner.native, runner.native_refine = native
     return EngineParts(
         tokenizer=tokenizer,
         scheduler=scheduler,

@@ -39,34 +39,33 @@ class ModelRunner:
         self.sampler: Sampler | None = None
         self.threads = threads  # CPU only
         self.native: NativeDecodeStep | None = None  # CPU decode steps through the native library
+        self.native_refine = False
 
-    def prepare(self, batch: ScheduledBatch) -> BatchInputs:
+    def prepare(self, batch: ScheduledBatch, native: bool = False) -> BatchInputs:
+        """Flat inputs of `batch`, built from host lists with one tensor per field. A CPU decode-only
+        step that the PyTorch attention runs also gets its DecodePlan (`native`: the library runs it)."""
         P = self.page_size
-        ids, pos, slots, tables, cu, seq_lens, block_ids = [], [], [], [], [0], [], []
+        ids, pos, slots, cu, seq_lens, block_ids = [], [], [], [0], [], []
         for seq, n in zip(batch.seqs, batch.num_new_tokens):
             start = seq.num_computed_tokens
-            block_ids.append(self.kv.block_ids(seq))
-            blocks = torch.tensor(block_ids[-1], dtype=torch.int64)
-            p = torch.arange(start, start + n)
+            blocks = self.kv.block_ids(seq)
+            block_ids.append(blocks)
             ids += seq.all_token_ids[start : start + n]
-            pos.append(p)
-            slots.append(blocks[p // P] * P + p % P)
-            tables.append(blocks)
+            pos += range(start, start + n)
+            slots += [blocks[p // P] * P + p % P for p in range(start, start + n)]
             cu.append(cu[-1] + n)
             seq_lens.append(start + n)
-        table = torch.zeros(len(tables), max(len(t) for t in tables), dtype=torch.int32)
-        for i, t in enumerate(tables):
-            table[i, : len(t)] = t
+        width = max(len(b) for b in block_ids)
         dev = self.device
         max_seqlen_q = max(batch.num_new_tokens)
         plan = None
-        if max_seqlen_q == 1 and dev.type == "cpu":
+        if max_seqlen_q == 1 and dev.type == "cpu" and not native:
             plan = DecodePlan.build(seq_lens, block_ids, P, dev)
         attention = AttentionMetadata(
-            slot_mapping=torch.cat(slots).to(dev),
+            slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev),
             cu_seqlens_q=torch.tensor(cu, dtype=torch.int32, device=dev),
             seq_lens=torch.tensor(seq_lens, dtype=torch.int32, device=dev),
-            block_tables=table.to(dev),
+            block_tables=torch.tensor([b + [0] * (width - len(b)) for b in block_ids], dtype=torch.int32, device=dev),
             max_seqlen_q=max_seqlen_q,
             max_seqlen_k=max(seq_lens),
             slots_valid=True,
@@ -74,7 +73,7 @@ class ModelRunner:
         )
         return BatchInputs(
             input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
-            positions=torch.cat(pos).to(dev),
+            positions=torch.tensor(pos, dtype=torch.int64, device=dev),
             attention=attention,
             last_index=[c - 1 for c in cu[1:]],
         )
@@ -90,9 +89,9 @@ class ModelRunner:
             self.threads.leave()
 
     def _run(self, batch: ScheduledBatch) -> dict[Sequence, int]:
-        inputs = self.prepare(batch)
+        native = self.native is not None and max(batch.num_new_tokens) == 1 and len(batch) <= self.native.max_batch
+        inputs = self.prepare(batch, native)
         md = inputs.attention
-        native = self.native is not None and md.max_seqlen_q == 1 and len(batch) <= self.native.max_batch
         if native:
             embeddings = self.model.model.embed_tokens(inputs.input_ids)
             hidden = self.native.layers(embeddings, md.seq_lens, md.slot_mapping, md.block_tables)
@@ -108,7 +107,9 @@ class ModelRunner:
             self.threads.enter_logits()
         if native:
             last = hidden[index]
-            logits = self.model.lm_head.refine(self.native.logits(last), last)
+            logits = self.native.logits(last)
+            if self.native_refine:  # a head quantized from a float table: its top logits made exact
+                logits = self.model.lm_head.refine(logits, last)
         else:
             logits = self.model.compute_logits(hidden[index])
         if self.sampler is None:

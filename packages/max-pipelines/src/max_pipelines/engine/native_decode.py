@@ -3,8 +3,7 @@
 It fits Llama-shaped decoders (Llama, SmolLM2, Mistral without a sliding window, Qwen2 with its
 QKV bias, Phi-3) whose projections are each one packed GGUF weight of type Q4_0, Q4_1 or Q8_0, with a
 float32 KV cache. The LM head reads the file's blocks of the output (or tied embedding) table, or Q8_0
-blocks of a float table, whose largest logits per row the runner then recomputes from the float
-table, as the PyTorch path does. Anything else decodes in PyTorch.
+blocks of a float table, whose largest logits per row the runner then recomputes from that table. Anything else decodes in PyTorch.
 """
 
 from __future__ import annotations
@@ -32,18 +31,20 @@ def _packed(linear: Linear) -> PackedMatrix:
     return PackedMatrix(q.qtype, q.data, q.shape[0], q.shape[1], linear.bias)
 
 
-def _lm_head(model) -> PackedMatrix:
+def _lm_head(model) -> tuple[PackedMatrix, bool]:
+    """The head's blocks, and whether they were quantized here from a float table (then the runner
+    recomputes each row's largest logits from that table)."""
     head = model.lm_head
     if head.softcap is not None:
         raise _Unfit("soft-capped logits")
     if head.qweights:
-        return _packed(head)
+        return _packed(head), False
     table = head.exact_weight if head.exact_weight is not None else head.weight
     embedding = model.model.embed_tokens
     if table is embedding.weight and embedding.blocks is not None and embedding.blocks[0] in SUPPORTED_TYPES:
         qtype, data = embedding.blocks  # a tied head reads the file's own blocks
-        return PackedMatrix(GGMLType(int(qtype)), data, table.shape[0], table.shape[1])
-    return PackedMatrix(GGMLType.Q8_0, quantize_q8_0(table), table.shape[0], table.shape[1])
+        return PackedMatrix(GGMLType(int(qtype)), data, table.shape[0], table.shape[1]), False
+    return PackedMatrix(GGMLType.Q8_0, quantize_q8_0(table), table.shape[0], table.shape[1]), True
 
 
 def _layer(layer, k_cache: torch.Tensor, v_cache: torch.Tensor) -> DecoderLayerWeights:
@@ -68,8 +69,9 @@ def _layer(layer, k_cache: torch.Tensor, v_cache: torch.Tensor) -> DecoderLayerW
     )
 
 
-def native_decode_step(model, kv_cache, max_len: int, max_batch: int) -> NativeDecodeStep | None:
-    """The native decode step for `model` and its paged `kv_cache`, or None where it does not fit."""
+def native_decode_step(model, kv_cache, max_len: int, max_batch: int) -> tuple[NativeDecodeStep, bool] | None:
+    """The native decode step for `model` and its paged `kv_cache` with whether its LM head needs
+    refining (see `_lm_head`), or None where it does not fit."""
     from max_pipelines.architectures.llama.model import LlamaForCausalLM
 
     if not isinstance(model, LlamaForCausalLM) or kv_cache.spec.device.type != "cpu":
@@ -78,7 +80,7 @@ def native_decode_step(model, kv_cache, max_len: int, max_batch: int) -> NativeD
         return None
     try:
         layers = [_layer(layer, k, v) for layer, k, v in zip(model.model.layers, kv_cache.k_caches, kv_cache.v_caches)]
-        lm_head = _lm_head(model)
+        lm_head, refine = _lm_head(model)
     except (_Unfit, ValueError):
         return None
     lib = library()
@@ -100,7 +102,8 @@ def native_decode_step(model, kv_cache, max_len: int, max_batch: int) -> NativeD
         eps=model.model.layers[0].input_layernorm.eps,
         scale=first.attn.scale,
     )
-    return NativeDecodeStep(
+    step = NativeDecodeStep(
         lib, shape, layers, model.model.norm.weight.detach(), lm_head, rotary.cos_sin_cache,
         max_batch=min(max_batch, MAX_BATCH), max_len=max_len,
     )
+    return step, refine
