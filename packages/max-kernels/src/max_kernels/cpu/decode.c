@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <omp.h>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif

@@ -3,7 +3,7 @@
 The library is compiled with the system C compiler for this CPU (`-O3 -fopenmp -march=native`) and
 cached under `~/.cache/max/native`, keyed by the source, the compiler and the CPU's features; a later
 start loads it in milliseconds. OpenMP resolves to the runtime torch already loaded, so the step's
-threads are torch's (`torch.set_num_threads`). Without a C compiler, or with `MAX_NATIVE_CPU=0`, there
+threads are torch's (`torch.set_num_threads`); a compiler without OpenMP builds a one-thread library. Without a C compiler, or with `MAX_NATIVE_CPU=0`, there
 is no library and the PyTorch path runs.
 """
 
@@ -62,22 +62,29 @@ def build(march: str = "native") -> ctypes.CDLL | None:
         log.info("no C compiler: the CPU decode step runs in PyTorch")
         return None
     try:
-        path = _library_path(compiler, flags)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-                out = Path(tmp) / path.name
-                proc = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(out), "-lm"], capture_output=True, text=True)
-                if proc.returncode != 0:
-                    log.info("building the native CPU decode step failed: %s", proc.stderr[-2000:])
-                    return None
-                os.replace(out, path)  # atomic: concurrent builders leave one whole file
         import torch  # noqa: F401  (loads the OpenMP runtime the library then shares)
 
-        return ctypes.CDLL(str(path))
+        path = _compile(compiler, flags) or _compile(compiler, [f for f in flags if f != "-fopenmp"])
+        return None if path is None else ctypes.CDLL(str(path))
     except OSError as e:
         log.info("the native CPU decode step is unavailable: %s", e)
         return None
+
+
+def _compile(compiler: str, flags: list[str]) -> Path | None:
+    """The cached library for `flags`, compiled first if need be (without `-fopenmp`, one thread)."""
+    path = _library_path(compiler, flags)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        out = Path(tmp) / path.name
+        proc = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(out), "-lm"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            log.info("building the native CPU decode step with %s failed: %s", flags, proc.stderr[-2000:])
+            return None
+        os.replace(out, path)  # atomic: concurrent builders leave one whole file
+    return path
 
 
 _executor = ThreadPoolExecutor(max_workers=1)
