@@ -28,7 +28,9 @@ FLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MAX_CACHE_DIR", Path.home() / ".cache" / "max")) / "native"
+    """`$MAX_CACHE_DIR/native`, default `~/.cache/max/native` (honours XDG_CACHE_HOME), as the tokenizer cache."""
+    base = os.environ.get("MAX_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "max"
+    return Path(base) / "native"
 
 
 def _cpu_features() -> str:
