@@ -40,10 +40,13 @@ def _rope(x, cos, sin):  # x [Hx, D] at one position; rotate-half over the full 
 
 @pytest.mark.parametrize("march", MARCHES)
 @pytest.mark.parametrize(
-    ("qtypes", "D"),  # head sizes with and without whole blocks of 32 per head
-    [((GGMLType.Q4_1,) * 4, 32), ((GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_0), 16)],
+    ("qtypes", "D", "qk_norm", "window"),  # head sizes with and without whole blocks of 32 per head
+    [
+        ((GGMLType.Q4_1,) * 4, 32, False, None),
+        ((GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_0), 16, True, 5),
+    ],
 )
-def test_decode_step_matches_float64(qtypes, D, march):
+def test_decode_step_matches_float64(qtypes, D, qk_norm, window, march):
     lib = build(march)
     if lib is None:
         pytest.skip("no C compiler")
@@ -69,8 +72,14 @@ def test_decode_step_matches_float64(qtypes, D, march):
         k_cache = torch.randn(num_blocks, PAGE, HK, D, generator=g)
         v_cache = torch.randn(num_blocks, PAGE, HK, D, generator=g)
         norms = 1 + 0.1 * torch.randn(2, H, generator=g)
-        layers.append(DecoderLayerWeights(norms[0], norms[1], *(m[0] for m in mats), k_cache, v_cache))
-        ref.append((norms.double(), [(m[1], m[2]) for m in mats], k_cache.clone().double(), v_cache.clone().double()))
+        qk = 1 + 0.1 * torch.randn(2, D, generator=g) if qk_norm else None
+        layers.append(
+            DecoderLayerWeights(
+                norms[0], norms[1], *(m[0] for m in mats), k_cache, v_cache,
+                q_norm=None if qk is None else qk[0], k_norm=None if qk is None else qk[1], sliding_window=window,
+            )
+        )
+        ref.append((norms.double(), qk, [(m[1], m[2]) for m in mats], k_cache.clone().double(), v_cache.clone().double()))
     final_norm = 1 + 0.1 * torch.randn(H, generator=g)
     table = torch.randn(V, H, generator=g) * 0.05
     head = PackedMatrix(GGMLType.Q8_0, quantize_q8_0(table), V, H)
@@ -82,7 +91,7 @@ def test_decode_step_matches_float64(qtypes, D, march):
     logits = step.logits(hidden)
 
     x, res = emb.double(), None
-    for (norms, mats, kc, vc), layer in zip(ref, layers):
+    for (norms, qk, mats, kc, vc), layer in zip(ref, layers):
         res = x if res is None else res + x
         h = _rms(res, norms[0], 1e-5)
         (wqkv, bqkv), (wo, _), (wgu, _), (wd, _) = mats
@@ -90,14 +99,17 @@ def test_decode_step_matches_float64(qtypes, D, march):
         attn = torch.zeros(len(lens), HQ * D, dtype=torch.float64)
         for b, n in enumerate(lens):
             cos, sin = cos_sin[n - 1].double().chunk(2)
-            heads = _rope(qkv[b, : (HQ + HK) * D].view(HQ + HK, D), cos, sin)
+            heads = qkv[b, : (HQ + HK) * D].view(HQ + HK, D)
+            if qk is not None:
+                heads = torch.cat([_rms(heads[:HQ], qk[0].double(), 1e-5), _rms(heads[HQ:], qk[1].double(), 1e-5)])
+            heads = _rope(heads, cos, sin)
             q, k, v = heads[:HQ], heads[HQ:], qkv[b, (HQ + HK) * D :].view(HK, D)
             flat_k, flat_v = kc.view(-1, HK, D), vc.view(-1, HK, D)
             flat_k[slots[b]], flat_v[slots[b]] = k, v
             # the layer's cache now holds the rotated key and the value at the token's slot
             torch.testing.assert_close(layer.k_cache.view(-1, HK, D)[slots[b]].double(), k, rtol=2e-3, atol=2e-3)
             torch.testing.assert_close(layer.v_cache.view(-1, HK, D)[slots[b]].double(), v, rtol=2e-3, atol=2e-3)
-            pos = torch.arange(n)
+            pos = torch.arange(0 if window is None else max(n - window, 0), n)
             rows = block_tables[b, pos // PAGE].long() * PAGE + pos % PAGE
             for hq in range(HQ):
                 keys, values = flat_k[rows, hq // (HQ // HK)], flat_v[rows, hq // (HQ // HK)]

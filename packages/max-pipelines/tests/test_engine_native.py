@@ -1,18 +1,23 @@
 """Decode steps through the native CPU library against HF transformers reading the same tiny GGUF."""
 
+import dataclasses
 import shutil
 
 import gguf
 import pytest
 import torch
 from fixtures.hf_gguf import hf_model_from_gguf
-from fixtures.tiny_gguf import write_llama_gguf
+from fixtures.model_files import model_files
+from fixtures.paged import PagedRunner
+from fixtures.tiny_gguf import write_float_gguf, write_llama_gguf
 from fixtures.tiny_llm import make_llm, save_tiny
 from fixtures.tiny_models import make_tiny_model
 
-from max_config import SamplingParams
+from max_config import QuantizationEncoding, SamplingParams
 from max_pipelines import LLM
+from max_pipelines.engine.native_decode import native_decode_step
 from max_pipelines.engine.sampler import Sampler
+from max_pipelines.weights.model_loader import load_model
 
 Q = gguf.GGMLQuantizationType
 needs_compiler = pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler")
@@ -36,6 +41,31 @@ def test_native_decode_logits_match_transformers(qtype, tie, tmp_path, monkeypat
         with torch.inference_mode():
             want = hf(torch.tensor([prompt + out.token_ids[:step]])).logits[0, -1]
         assert (logits[0] - want).abs().max() / want.abs().max() < 1e-3
+
+
+@needs_compiler
+@pytest.mark.parametrize(
+    ("variant", "qtype"), [("qwen3", Q.Q8_0), ("mistral", Q.Q4_1), ("qwen2", Q.Q4_0), ("phi3", Q.Q8_0)]
+)
+def test_native_step_fits_other_llama_shaped_families(variant, qtype, tmp_path):
+    """Qwen3's q/k norms, Mistral's sliding window (6 here), Qwen2's QKV bias, Phi-3's fused projections:
+    two requests fed one token per step through the native step match the exact PyTorch model."""
+    hf_model = make_tiny_model(variant, tmp_path)
+    path = write_float_gguf(hf_model, tmp_path / "model.gguf", qtype)
+    files = dataclasses.replace(
+        model_files(tmp_path), weight_files=(path,), weight_format="gguf", encoding=QuantizationEncoding(qtype.name.lower())
+    )
+    model = load_model(files, "cpu", torch.float32)  # packed blocks, exact float32 matmuls over them
+    torch_runner = PagedRunner(model, files.config, num_seqs=2)
+    native_runner = PagedRunner(model, files.config, num_seqs=2)
+    native = native_decode_step(model, native_runner.cache, max_len=64, max_batch=4)
+    assert native is not None
+    native_runner.native = native[0]
+    prompts = [[7, 3, 88, 41, 5, 120, 9, 64, 2, 17, 33], [12, 90, 4, 4, 61]]
+    for t in range(max(map(len, prompts))):
+        step = [[p[t]] if t < len(p) else [] for p in prompts]
+        want, got = torch_runner.step(step), native_runner.step(step)
+        assert (got - want).abs().max() / want.abs().max() < 1e-3, f"token {t}"
 
 
 def test_models_the_library_does_not_fit_decode_in_pytorch(tmp_path):

@@ -1,8 +1,10 @@
 // Native CPU decode step for Llama-shaped decoders with GGUF block weights (Q4_0, Q4_1, Q8_0).
 //
 // One call runs every layer for a batch of B requests that each add one token, and the LM head:
-// RMSNorm, fused QKV projection (+ bias), RoPE (rotate-half), K/V store into the paged float32
-// cache, grouped-query attention over the request's pages, output projection, RMSNorm, fused
+// RMSNorm, fused QKV projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half),
+// K/V store into the paged float32
+// cache, grouped-query attention over the request's pages (optionally a sliding window), output
+// projection, RMSNorm, fused
 // gate/up projection, SiLU * up, down projection. Matrix-vector products quantize the activation
 // to 16 bits per block of 32 (one float scale per block) and take integer dot products with the
 // weight blocks. Work is split over OpenMP threads (rows of each matrix,
@@ -29,8 +31,10 @@ typedef struct {
 
 typedef struct {
     const float *norm_in, *norm_post;
+    const float *q_norm, *k_norm;  // [D] RMSNorm weights over each q / k head before RoPE, or NULL
     qmat_t qkv, o, gate_up, down;
     float *k_cache, *v_cache;  // [N, P, Hk, D]
+    int window;                // attend to the last `window` keys only; 0: all
 } layer_t;
 
 typedef struct {
@@ -249,6 +253,13 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
         const float *cs = md->cos_sin + (size_t)(seq_lens[b] - 1) * md->rot_dim;
         for (int h = 0; h < Hq + Hk; h++) {
             float *v = qkv + h * D;
+            const float *w = h < Hq ? L->q_norm : L->k_norm;
+            if (w) {
+                float ss = 0.f;
+                for (int i = 0; i < D; i++) ss += v[i] * v[i];
+                float r = 1.f / sqrtf(ss / D + md->eps);
+                for (int i = 0; i < D; i++) v[i] = v[i] * r * w[i];
+            }
             for (int i = 0; i < half; i++) {
                 float x1 = v[i], x2 = v[i + half], c = cs[i], s = cs[half + i];
                 v[i] = x1 * c - x2 * s;
@@ -262,10 +273,11 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * Hq; bh++) {
         int b = bh / Hq, h = bh % Hq, kh = h / G, n = seq_lens[b];
+        int first = L->window > 0 && n > L->window ? n - L->window : 0;
         const float *q = md->qkv + (size_t)b * row + h * D;
         const int *table = block_tables + (size_t)b * bt_stride;
         float *sc = md->scores + (size_t)bh * md->max_len, mx = -INFINITY;
-        for (int t = 0; t < n; t++) {
+        for (int t = first; t < n; t++) {
             const float *k = L->k_cache + (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
             float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
@@ -274,10 +286,10 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
             mx = fmaxf(mx, sc[t]);
         }
         float sum = 0.f;
-        for (int t = 0; t < n; t++) { sc[t] = expf(sc[t] - mx); sum += sc[t]; }
+        for (int t = first; t < n; t++) { sc[t] = expf(sc[t] - mx); sum += sc[t]; }
         float *out = md->attn + (size_t)b * cols + h * D;
         for (int i = 0; i < D; i++) out[i] = 0.f;
-        for (int t = 0; t < n; t++) {
+        for (int t = first; t < n; t++) {
             const float *v = L->v_cache + (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
             float p = sc[t] / sum;
             for (int i = 0; i < D; i++) out[i] += p * v[i];

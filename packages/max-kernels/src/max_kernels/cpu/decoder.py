@@ -26,10 +26,14 @@ class _QMat(ctypes.Structure):
 
 class _Layer(ctypes.Structure):
     _fields_ = [
-        ("norm_in", _P), ("norm_post", _P),
+        ("norm_in", _P), ("norm_post", _P), ("q_norm", _P), ("k_norm", _P),
         ("qkv", _QMat), ("o", _QMat), ("gate_up", _QMat), ("down", _QMat),
-        ("k_cache", _P), ("v_cache", _P),
+        ("k_cache", _P), ("v_cache", _P), ("window", ctypes.c_int),
     ]
+
+
+def _ptr(t: torch.Tensor | None) -> int:
+    return 0 if t is None else t.data_ptr()
 
 
 _INTS = ["n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "inter", "vocab", "page_size", "rot_dim", "max_len"]
@@ -73,8 +77,7 @@ class PackedMatrix:
         self.bias = None if self.bias is None else self.bias.detach().float().contiguous()
 
     def struct(self) -> _QMat:
-        ptr = lambda t: 0 if t is None else t.data_ptr()  # noqa: E731
-        return _QMat(int(self.qtype), self.rows, self.cols, ptr(self.codes), ptr(self.scale), ptr(self.min), ptr(self.bias))
+        return _QMat(int(self.qtype), self.rows, self.cols, *map(_ptr, (self.codes, self.scale, self.min, self.bias)))
 
 
 @dataclass
@@ -87,6 +90,15 @@ class DecoderLayerWeights:
     down: PackedMatrix
     k_cache: torch.Tensor  # float32 [N, P, Hk, D]
     v_cache: torch.Tensor
+    q_norm: torch.Tensor | None = None  # [D]: RMSNorm of each q head before RoPE (Qwen3)
+    k_norm: torch.Tensor | None = None
+    sliding_window: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("norm_in", "norm_post", "q_norm", "k_norm"):
+            t = getattr(self, name)
+            if t is not None:
+                setattr(self, name, t.detach().float().contiguous())
 
 
 @dataclass
@@ -141,9 +153,9 @@ class NativeDecodeStep:
         self._keep = (layers, final_norm.float().contiguous(), lm_head, cos_sin.float().contiguous())
         self._layers = (_Layer * len(layers))(*[
             _Layer(
-                l.norm_in.data_ptr(), l.norm_post.data_ptr(),
+                l.norm_in.data_ptr(), l.norm_post.data_ptr(), _ptr(l.q_norm), _ptr(l.k_norm),
                 l.qkv.struct(), l.o.struct(), l.gate_up.struct(), l.down.struct(),
-                l.k_cache.data_ptr(), l.v_cache.data_ptr(),
+                l.k_cache.data_ptr(), l.v_cache.data_ptr(), l.sliding_window or 0,
             )
             for l in layers
         ])

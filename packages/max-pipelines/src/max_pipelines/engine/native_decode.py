@@ -1,7 +1,7 @@
 """Decode steps through the native CPU library (`max_kernels.cpu`) for the models it fits.
 
-It fits Llama-shaped decoders (Llama, SmolLM2, Mistral without a sliding window, Qwen2 with its
-QKV bias, Phi-3) whose projections are each one packed GGUF weight of type Q4_0, Q4_1 or Q8_0, with a
+It fits Llama-shaped decoders (Llama, SmolLM2, Mistral with its sliding window, Qwen2 with its
+QKV bias, Qwen3 with its q/k norms, Phi-3) whose projections are each one packed GGUF weight of type Q4_0, Q4_1 or Q8_0, with a
 float32 KV cache. The LM head reads the file's blocks of the output (or tied embedding) table, or Q8_0
 blocks of a float table, whose largest logits per row the runner then recomputes from that table. Anything else decodes in PyTorch.
 """
@@ -53,19 +53,22 @@ def _layer(layer, k_cache: torch.Tensor, v_cache: torch.Tensor) -> DecoderLayerW
     if type(layer) is not LlamaDecoderLayer:
         raise _Unfit(type(layer).__name__)
     attn = layer.self_attn
-    if attn.q_norm is not None or attn.attn.sliding_window is not None or attn.attn.softcap is not None:
-        raise _Unfit("q/k norms, sliding windows or soft caps")
+    if attn.attn.softcap is not None:
+        raise _Unfit("soft-capped attention")
     if layer.mlp.act_and_mul is not silu_and_mul:
         raise _Unfit("an activation other than SiLU")
     return DecoderLayerWeights(
-        norm_in=layer.input_layernorm.weight.detach().float().contiguous(),
-        norm_post=layer.post_attention_layernorm.weight.detach().float().contiguous(),
+        norm_in=layer.input_layernorm.weight,
+        norm_post=layer.post_attention_layernorm.weight,
         qkv=_packed(attn.qkv_proj),
         o=_packed(attn.o_proj),
         gate_up=_packed(layer.mlp.gate_up_proj),
         down=_packed(layer.mlp.down_proj),
         k_cache=k_cache,
         v_cache=v_cache,
+        q_norm=None if attn.q_norm is None else attn.q_norm.weight,
+        k_norm=None if attn.k_norm is None else attn.k_norm.weight,
+        sliding_window=attn.attn.sliding_window,
     )
 
 
