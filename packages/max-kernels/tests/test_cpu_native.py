@@ -25,7 +25,7 @@ def test_the_library_builds_where_there_is_a_compiler():
 def _matrix(qtype, rows, cols, seed, bias=False):
     data = random_blocks(qtype, (rows, cols), seed=seed)
     b = torch.randn(rows, generator=torch.Generator().manual_seed(seed)) * 0.1 if bias else None
-    return PackedMatrix(qtype, data, rows, cols, b), dequantize(data.reshape(-1), qtype, (rows, cols)).double(), b
+    return PackedMatrix([(qtype, data)], cols, b), dequantize(data.reshape(-1), qtype, (rows, cols)).double(), b
 
 
 def _rms(x, w, eps):
@@ -82,7 +82,7 @@ def test_decode_step_matches_float64(qtypes, D, qk_norm, window, march):
         ref.append((norms.double(), qk, [(m[1], m[2]) for m in mats], k_cache.clone().double(), v_cache.clone().double()))
     final_norm = 1 + 0.1 * torch.randn(H, generator=g)
     table = torch.randn(V, H, generator=g) * 0.05
-    head = PackedMatrix(GGMLType.Q8_0, quantize_q8_0(table), V, H)
+    head = PackedMatrix([(GGMLType.Q8_0, quantize_q8_0(table))], H)
     shape = DecoderShape(H, HQ, HK, D, I, V, PAGE, D, 1e-5, D**-0.5)
     step = NativeDecodeStep(lib, shape, layers, final_norm, head, cos_sin, max_batch=8, max_len=64)
     emb = torch.randn(len(lens), H, generator=g)
@@ -125,6 +125,30 @@ def test_decode_step_matches_float64(qtypes, D, qk_norm, window, march):
     assert (logits.double() - want_logits).abs().max() / want_logits.abs().max() < 2e-3
 
 
+@pytest.mark.parametrize("march", MARCHES)
+@pytest.mark.parametrize(
+    "parts",  # (type, rows) stacked by rows, as fused projections of Q4_K_M files mix them
+    [
+        [(GGMLType.Q4_K, 32), (GGMLType.Q6_K, 16), (GGMLType.Q4_1, 16)],
+        [(GGMLType.Q8_0, 48)],
+        [(GGMLType.Q6_K, 16), (GGMLType.Q4_0, 32)],
+    ],
+)
+def test_every_block_type_multiplies_as_its_dequantized_weight(parts, march):
+    lib = build(march)
+    if lib is None:
+        pytest.skip("no C compiler")
+    cols = 256
+    blocks = [(q, random_blocks(q, (rows, cols), seed=i)) for i, (q, rows) in enumerate(parts)]
+    weight = torch.cat([dequantize(b.reshape(-1), q, (b.shape[0], cols)) for q, b in blocks]).double()
+    rows = weight.shape[0]
+    shape = DecoderShape(cols, 1, 1, 32, 32, rows, PAGE, 32, 1e-5, 1.0)
+    step = NativeDecodeStep(lib, shape, [], torch.ones(cols), PackedMatrix(blocks, cols), torch.zeros(1, 32), 8, 8)
+    x = torch.randn(5, cols, generator=torch.Generator().manual_seed(1))  # a tile of 4 requests and one alone
+    want = x.double() @ weight.T
+    torch.testing.assert_close(step.logits(x).double(), want, rtol=0, atol=1e-4 * want.abs().max().item())
+
+
 def test_unsupported_block_types_are_refused():
-    with pytest.raises(ValueError, match="Q4_0, Q4_1 and Q8_0"):
-        PackedMatrix(GGMLType.Q6_K, random_blocks(GGMLType.Q6_K, (16, 256)), 16, 256)
+    with pytest.raises(ValueError, match="native decode step takes"):
+        PackedMatrix([(GGMLType.F16, torch.zeros(16, 512, dtype=torch.uint8))], 256)

@@ -24,10 +24,15 @@ needs_compiler = pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc
 
 
 @needs_compiler
-@pytest.mark.parametrize(("qtype", "tie"), [(Q.Q8_0, False), (Q.Q4_0, False), (Q.Q4_1, True)])
-def test_native_decode_logits_match_transformers(qtype, tie, tmp_path, monkeypatch):
-    """One token per step (the prompt too, as chunked prefill of one token), so every step is native."""
-    path = write_llama_gguf(make_tiny_model("llama", tmp_path / "hf"), tmp_path / "tiny.gguf", qtype, tie=tie, tokenizer=True)
+@pytest.mark.parametrize(
+    ("qtype", "tie", "overrides"),
+    [(Q.Q8_0, False, {}), (Q.Q4_0, False, {}), (Q.Q4_1, True, {}), (Q.Q4_0, False, {"attn_v": Q.Q8_0, "ffn_up": Q.Q4_1})],
+)
+def test_native_decode_logits_match_transformers(qtype, tie, overrides, tmp_path, monkeypatch):
+    """One token per step (the prompt too, as chunked prefill of one token), so every step is native.
+    The last case mixes types inside the fused QKV and gate/up projections."""
+    hf_float = make_tiny_model("llama", tmp_path / "hf")
+    path = write_llama_gguf(hf_float, tmp_path / "tiny.gguf", qtype, tie=tie, overrides=overrides, tokenizer=True)
     llm = LLM(model=str(path), devices="cpu", max_length=128, max_batch_input_tokens=1)
     assert llm.runner.native is not None
     seen = []  # the logits each step samples from
@@ -69,11 +74,8 @@ def test_native_step_fits_other_llama_shaped_families(variant, qtype, tmp_path):
 
 
 def test_models_the_library_does_not_fit_decode_in_pytorch(tmp_path):
-    mixed = write_llama_gguf(
-        make_tiny_model("llama", tmp_path / "hf"), tmp_path / "mixed.gguf", Q.Q4_0, overrides={"attn_v": Q.Q8_0}, tokenizer=True
-    )
-    save_tiny(tmp_path / "float", "llama")
-    for llm in (LLM(model=str(mixed), devices="cpu", max_length=64), make_llm(tmp_path / "float")):
-        assert llm.runner.native is None
-        out = llm.generate([[5, 17, 42]], SamplingParams(temperature=0.0, max_new_tokens=3, ignore_eos=True))[0]
-        assert len(out.token_ids) == 3
+    save_tiny(tmp_path / "float", "llama")  # float weights: the PyTorch path
+    llm = make_llm(tmp_path / "float")
+    assert llm.runner.native is None
+    out = llm.generate([[5, 17, 42]], SamplingParams(temperature=0.0, max_new_tokens=3, ignore_eos=True))[0]
+    assert len(out.token_ids) == 3

@@ -1,4 +1,5 @@
-// Native CPU decode step for Llama-shaped decoders with GGUF block weights (Q4_0, Q4_1, Q8_0).
+// Native CPU decode step for Llama-shaped decoders with GGUF block weights (Q4_0, Q4_1, Q8_0,
+// Q4_K, Q6_K).
 //
 // One call runs every layer for a batch of B requests that each add one token, and the LM head:
 // RMSNorm, fused QKV projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half),
@@ -17,16 +18,25 @@
 #include <immintrin.h>
 #endif
 
-enum { Q4_0 = 2, Q4_1 = 3, Q8_0 = 8 };
+// How a segment stores its codes: 4-bit (Q4_0, Q4_1, Q4_K), 8-bit (Q8_0) or 16-bit (Q6_K, whose
+// 6-bit codes are stored multiplied by their 16-value sub-block scales).
+enum { U4 = 4, I8 = 8, I16 = 16 };
 #define QK 32
+#define MAXSEG 3
 
-// A block weight: w = code * scale + min per block of 32 (Q4_0: min = -8 * scale; Q8_0: no min).
+// Rows of one storage: w = code * scale + min per block of 32 (no min: 0).
 typedef struct {
-    int type, rows, cols;
-    const uint8_t *codes;  // [rows, cols / 32, 16] nibbles (Q4_*, value j < 16 low, 16 + j high) or [rows, cols] int8
+    int type, rows;
+    const uint8_t *codes;  // U4: [rows, cols / 32, 16] nibbles (value j < 16 low, 16 + j high); I8, I16: [rows, cols]
     const float *scale;    // [rows, cols / 32]
     const float *min;      // [rows, cols / 32] or NULL
-    const float *bias;     // [rows] or NULL
+} qseg_t;
+
+// A matrix [rows, cols]: its segments stacked by rows (a fused projection may mix storages).
+typedef struct {
+    int rows, cols, nseg;
+    qseg_t seg[MAXSEG];
+    const float *bias;  // [rows] or NULL
 } qmat_t;
 
 typedef struct {
@@ -84,6 +94,7 @@ static inline wide_t widen_q4(const uint8_t *qs) {  // codes 0..15: value j < 16
     return _mm512_cvtepu8_epi16(_mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4)));
 }
 static inline wide_t widen_q8(const uint8_t *qs) { return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)qs)); }
+static inline wide_t widen_i16(const uint8_t *qs) { return _mm512_loadu_si512(qs); }
 static inline __m512i dot(wide_t w, const int16_t *y) {
     return _mm512_dpwssd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(y));
 }
@@ -103,6 +114,10 @@ static inline wide_t widen_q4(const uint8_t *qs) {
 static inline wide_t widen_q8(const uint8_t *qs) {
     wide_t w = {_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)qs)),
                 _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qs + 16)))};
+    return w;
+}
+static inline wide_t widen_i16(const uint8_t *qs) {
+    wide_t w = {_mm256_loadu_si256((const __m256i *)qs), _mm256_loadu_si256((const __m256i *)(qs + 32))};
     return w;
 }
 static inline __m256i dot(wide_t w, const int16_t *y) {
@@ -130,6 +145,11 @@ static inline wide_t widen_q4(const uint8_t *qs) {
 static inline wide_t widen_q8(const uint8_t *qs) {
     wide_t w;
     for (int j = 0; j < QK; j++) w.v[j] = (int8_t)qs[j];
+    return w;
+}
+static inline wide_t widen_i16(const uint8_t *qs) {
+    wide_t w;
+    memcpy(w.v, qs, sizeof w.v);
     return w;
 }
 static inline int dot(wide_t w, const int16_t *y) {
@@ -160,6 +180,7 @@ static inline int dot(wide_t w, const int16_t *y) {
     }
 ROW_DOT1(row_dot1_q4, widen_q4, 16)
 ROW_DOT1(row_dot1_q8, widen_q8, 32)
+ROW_DOT1(row_dot1_i16, widen_i16, 64)
 
 // The same for TILE requests at once (activation rows `stride` codes apart): each block is widened once.
 #define ROW_DOTS(NAME, WIDEN, BYTES)                                                                     \
@@ -176,22 +197,28 @@ ROW_DOT1(row_dot1_q8, widen_q8, 32)
     }
 ROW_DOTS(row_dots_q4, widen_q4, 16)
 ROW_DOTS(row_dots_q8, widen_q8, 32)
+ROW_DOTS(row_dots_i16, widen_i16, 64)
 
 // Row r of W against the requests b0 .. b0 + n - 1 (n is 1 or TILE), with the blocks' mins and the bias.
 static inline void row_dots(const model_t *md, const qmat_t *m, int r, int b0, int n, float *out) {
-    int nb = m->cols / QK, q4 = m->type != Q8_0;
-    const uint8_t *c = m->codes + (size_t)r * nb * (q4 ? 16 : 32);
-    const float *sc = m->scale + (size_t)r * nb, *xd = md->xd + (size_t)b0 * nb;
+    int nb = m->cols / QK, row = r;
+    const qseg_t *g = m->seg;
+    while (row >= g->rows) row -= (g++)->rows;
+    const uint8_t *c = g->codes + (size_t)row * nb * (g->type * QK / 8);
+    const float *sc = g->scale + (size_t)row * nb, *xd = md->xd + (size_t)b0 * nb;
     const int16_t *xq = md->xq + (size_t)b0 * m->cols;
     if (n == 1)
-        out[0] = q4 ? row_dot1_q4(c, sc, nb, xq, xd) : row_dot1_q8(c, sc, nb, xq, xd);
-    else if (q4)
+        out[0] = g->type == U4 ? row_dot1_q4(c, sc, nb, xq, xd)
+               : g->type == I8 ? row_dot1_q8(c, sc, nb, xq, xd) : row_dot1_i16(c, sc, nb, xq, xd);
+    else if (g->type == U4)
         row_dots_q4(c, sc, nb, xq, xd, m->cols, out);
-    else
+    else if (g->type == I8)
         row_dots_q8(c, sc, nb, xq, xd, m->cols, out);
+    else
+        row_dots_i16(c, sc, nb, xq, xd, m->cols, out);
     for (int b = 0; b < n; b++) {
-        if (m->min) {
-            const float *mn = m->min + (size_t)r * nb, *xs = md->xs + (size_t)(b0 + b) * nb;
+        if (g->min) {
+            const float *mn = g->min + (size_t)row * nb, *xs = md->xs + (size_t)(b0 + b) * nb;
             float offset = 0.f;
 #pragma omp simd reduction(+ : offset)
             for (int j = 0; j < nb; j++) offset += mn[j] * xs[j];

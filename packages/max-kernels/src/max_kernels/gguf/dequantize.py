@@ -69,17 +69,23 @@ def _q4_k(b: torch.Tensor) -> torch.Tensor:
     return (d * q - dm).reshape(n, 256)
 
 
-def _q6_k(b: torch.Tensor) -> torch.Tensor:
+def q6_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Q6_K blocks `[n, 210]` -> codes `[n, 256]` int8 in -32..31, sub-block scales `[n, 16]` int8 (one per
+    16 values) and super-block scales `d` `[n, 1]` float32: w = d * scale * code."""
     n = b.shape[0]
     ql, qh = b[:, :128], b[:, 128:192]
-    sc = b[:, 192:208].contiguous().view(torch.int8).float()
-    d = (_f16(b[:, 208:210]) * sc).view(n, 16, 1)
     shift4 = torch.tensor([0, 4], dtype=torch.uint8, device=b.device).view(1, 1, 2, 1)
     shift2 = torch.tensor([0, 2, 4, 6], dtype=torch.uint8, device=b.device).view(1, 1, 4, 1)
     low = (ql.reshape(n, 2, 1, 64) >> shift4) & 0x0F
     high = (qh.reshape(n, 2, 1, 32) >> shift2) & 0x03
     q = (low.reshape(n, 8, 32) | (high.reshape(n, 8, 32) << 4)).to(torch.int8) - 32
-    return (d * q.reshape(n, 16, 16).float()).reshape(n, 256)
+    return q.reshape(n, 256), b[:, 192:208].contiguous().view(torch.int8), _f16(b[:, 208:210])
+
+
+def _q6_k(b: torch.Tensor) -> torch.Tensor:
+    n = b.shape[0]
+    q, sc, d = q6_k_parts(b)
+    return ((d * sc.float()).view(n, 16, 1) * q.reshape(n, 16, 16).float()).reshape(n, 256)
 
 
 _BLOCK_DECODERS = {

@@ -1,7 +1,8 @@
 """Decode steps through the native CPU library (`max_kernels.cpu`) for the models it fits.
 
 It fits Llama-shaped decoders (Llama, SmolLM2, Mistral with its sliding window, Qwen2 with its
-QKV bias, Qwen3 with its q/k norms, Phi-3) whose projections are each one packed GGUF weight of type Q4_0, Q4_1 or Q8_0, with a
+QKV bias, Qwen3 with its q/k norms, Phi-3) whose projections are packed GGUF weights of types Q4_0,
+Q4_1, Q8_0, Q4_K and Q6_K (mixed within a fused projection, as Q4_K_M files have them), with a
 float32 KV cache. The LM head reads the file's blocks of the output (or tied embedding) table, or Q8_0
 blocks of a float table, whose largest logits per row the runner then recomputes from that table. Anything else decodes in PyTorch.
 """
@@ -25,10 +26,9 @@ class _Unfit(Exception):
 
 
 def _packed(linear: Linear) -> PackedMatrix:
-    if len(linear.qweights) != 1 or linear.qweights[0].qtype not in SUPPORTED_TYPES:
-        raise _Unfit(f"{linear}: not one packed Q4_0/Q4_1/Q8_0 weight")
-    q = linear.qweights[0]
-    return PackedMatrix(q.qtype, q.data, q.shape[0], q.shape[1], linear.bias)
+    if not linear.qweights or any(q.qtype not in SUPPORTED_TYPES for q in linear.qweights):
+        raise _Unfit(f"{linear}: not packed in the block types the library reads")
+    return PackedMatrix([(q.qtype, q.data) for q in linear.qweights], linear.in_features, linear.bias)
 
 
 def _lm_head(model) -> tuple[PackedMatrix, bool]:
@@ -43,8 +43,8 @@ def _lm_head(model) -> tuple[PackedMatrix, bool]:
     embedding = model.model.embed_tokens
     if table is embedding.weight and embedding.blocks is not None and embedding.blocks[0] in SUPPORTED_TYPES:
         qtype, data = embedding.blocks  # a tied head reads the file's own blocks
-        return PackedMatrix(GGMLType(int(qtype)), data, table.shape[0], table.shape[1]), False
-    return PackedMatrix(GGMLType.Q8_0, quantize_q8_0(table), table.shape[0], table.shape[1]), True
+        return PackedMatrix([(GGMLType(int(qtype)), data)], table.shape[1]), False
+    return PackedMatrix([(GGMLType.Q8_0, quantize_q8_0(table))], table.shape[1]), True
 
 
 def _layer(layer, k_cache: torch.Tensor, v_cache: torch.Tensor) -> DecoderLayerWeights:
