@@ -152,9 +152,9 @@ static inline wide_t widen_i16(const uint8_t *qs) {
     memcpy(w.v, qs, sizeof w.v);
     return w;
 }
-static inline int dot(wide_t w, const int16_t *y) {
-    int sum = 0;
-    for (int j = 0; j < QK; j++) sum += w.v[j] * y[j];
+static inline int64_t dot(wide_t w, const int16_t *y) {  // 16-bit codes: 32 products overflow 32 bits
+    int64_t sum = 0;
+    for (int j = 0; j < QK; j++) sum += (int32_t)w.v[j] * y[j];
     return sum;
 }
 #define ACC_ZERO 0.f
