@@ -40,13 +40,14 @@ def _rope(x, cos, sin):  # x [Hx, D] at one position; rotate-half over the full 
 
 @pytest.mark.parametrize("march", MARCHES)
 @pytest.mark.parametrize(
-    ("qtypes", "D", "qk_norm", "window"),  # head sizes with and without whole blocks of 32 per head
+    ("qtypes", "D", "qk_norm", "window", "gemma"),  # head sizes with and without whole 32-blocks per head
     [
-        ((GGMLType.Q4_1,) * 4, 32, False, None),
-        ((GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_0), 16, True, 5),
+        ((GGMLType.Q4_1,) * 4, 32, False, None, False),
+        ((GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_0), 16, True, 5, False),
+        ((GGMLType.Q8_0,) * 4, 32, True, 4, True),  # Gemma 3: sub-block output norms, GELU gating
     ],
 )
-def test_decode_step_matches_float64(qtypes, D, qk_norm, window, march):
+def test_decode_step_matches_float64(qtypes, D, qk_norm, window, gemma, march):
     lib = build(march)
     if lib is None:
         pytest.skip("no C compiler")
@@ -73,26 +74,32 @@ def test_decode_step_matches_float64(qtypes, D, qk_norm, window, march):
         v_cache = torch.randn(num_blocks, PAGE, HK, D, generator=g)
         norms = 1 + 0.1 * torch.randn(2, H, generator=g)
         qk = 1 + 0.1 * torch.randn(2, D, generator=g) if qk_norm else None
+        outs = 1 + 0.1 * torch.randn(2, H, generator=g) if gemma else None
         layers.append(
             DecoderLayerWeights(
-                norms[0], norms[1], *(m[0] for m in mats), k_cache, v_cache,
-                q_norm=None if qk is None else qk[0], k_norm=None if qk is None else qk[1], sliding_window=window,
+                norms[0], norms[1], *(m[0] for m in mats), k_cache, v_cache, cos_sin,
+                q_norm=None if qk is None else qk[0], k_norm=None if qk is None else qk[1],
+                norm_attn_out=None if outs is None else outs[0], norm_mlp_out=None if outs is None else outs[1],
+                sliding_window=window, gelu=gemma,
             )
         )
-        ref.append((norms.double(), qk, [(m[1], m[2]) for m in mats], k_cache.clone().double(), v_cache.clone().double()))
+        ref.append(
+            (norms.double(), qk, outs, [(m[1], m[2]) for m in mats], k_cache.clone().double(), v_cache.clone().double())
+        )
     final_norm = 1 + 0.1 * torch.randn(H, generator=g)
     table = torch.randn(V, H, generator=g) * 0.05
     head = PackedMatrix([(GGMLType.Q8_0, quantize_q8_0(table))], H)
     shape = DecoderShape(H, HQ, HK, D, I, V, PAGE, D, 1e-5, D**-0.5)
-    step = NativeDecodeStep(lib, shape, layers, final_norm, head, cos_sin, max_batch=8, max_len=64)
+    step = NativeDecodeStep(lib, shape, layers, final_norm, head, max_batch=8, max_len=64)
     emb = torch.randn(len(lens), H, generator=g)
 
     hidden = step.layers(emb, torch.tensor(lens, dtype=torch.int32), slots, block_tables)
     logits = step.logits(hidden)
 
-    x, res = emb.double(), None
-    for (norms, qk, mats, kc, vc), layer in zip(ref, layers):
-        res = x if res is None else res + x
+    x, res, out_norm = emb.double(), None, None
+    for (norms, qk, outs, mats, kc, vc), layer in zip(ref, layers):
+        res = x if res is None else res + (x if out_norm is None else _rms(x, out_norm, 1e-5))
+        out_norm = None if outs is None else outs[1].double()
         h = _rms(res, norms[0], 1e-5)
         (wqkv, bqkv), (wo, _), (wgu, _), (wd, _) = mats
         qkv = h @ wqkv.T + bqkv.double()
@@ -115,10 +122,12 @@ def test_decode_step_matches_float64(qtypes, D, qk_norm, window, march):
                 keys, values = flat_k[rows, hq // (HQ // HK)], flat_v[rows, hq // (HQ // HK)]
                 p = torch.softmax(keys @ q[hq] * D**-0.5, dim=0)
                 attn[b, hq * D : (hq + 1) * D] = p @ values
-        res = res + attn @ wo.T
+        o = attn @ wo.T
+        res = res + (o if outs is None else _rms(o, outs[0].double(), 1e-5))
         gu = _rms(res, norms[1], 1e-5) @ wgu.T
-        x = (torch.nn.functional.silu(gu[:, :I]) * gu[:, I:]) @ wd.T
-    want_hidden = _rms(res + x, final_norm.double(), 1e-5)
+        act = torch.nn.functional.gelu(gu[:, :I], approximate="tanh") if gemma else torch.nn.functional.silu(gu[:, :I])
+        x = (act * gu[:, I:]) @ wd.T
+    want_hidden = _rms(res + (x if out_norm is None else _rms(x, out_norm, 1e-5)), final_norm.double(), 1e-5)
     want_logits = want_hidden @ dequantize(quantize_q8_0(table).reshape(-1), GGMLType.Q8_0, (V, H)).double().T
     scale = want_hidden.abs().max()
     assert (hidden.double() - want_hidden).abs().max() / scale < 2e-3
@@ -143,7 +152,7 @@ def test_every_block_type_multiplies_as_its_dequantized_weight(parts, march):
     weight = torch.cat([dequantize(b.reshape(-1), q, (b.shape[0], cols)) for q, b in blocks]).double()
     rows = weight.shape[0]
     shape = DecoderShape(cols, 1, 1, 32, 32, rows, PAGE, 32, 1e-5, 1.0)
-    step = NativeDecodeStep(lib, shape, [], torch.ones(cols), PackedMatrix(blocks, cols), torch.zeros(1, 32), 8, 8)
+    step = NativeDecodeStep(lib, shape, [], torch.ones(cols), PackedMatrix(blocks, cols), 8, 8)
     x = torch.randn(5, cols, generator=torch.Generator().manual_seed(1))  # a tile of 4 requests and one alone
     want = x.double() @ weight.T
     torch.testing.assert_close(step.logits(x).double(), want, rtol=0, atol=1e-4 * want.abs().max().item())

@@ -15,7 +15,7 @@ from fixtures.tiny_models import make_tiny_model
 
 from max_config import QuantizationEncoding, SamplingParams
 from max_pipelines import LLM
-from max_pipelines.engine.native_decode import native_decode_step
+from max_pipelines.engine.native_decode import native_decoder
 from max_pipelines.engine.sampler import Sampler
 from max_pipelines.weights.model_loader import load_model
 
@@ -50,11 +50,13 @@ def test_native_decode_logits_match_transformers(qtype, tie, overrides, tmp_path
 
 @needs_compiler
 @pytest.mark.parametrize(
-    ("variant", "qtype"), [("qwen3", Q.Q8_0), ("mistral", Q.Q4_1), ("qwen2", Q.Q4_0), ("phi3", Q.Q8_0)]
+    ("variant", "qtype"),
+    [("qwen3", Q.Q8_0), ("mistral", Q.Q4_1), ("qwen2", Q.Q4_0), ("phi3", Q.Q8_0), ("gemma3", Q.Q8_0)],
 )
-def test_native_step_fits_other_llama_shaped_families(variant, qtype, tmp_path):
-    """Qwen3's q/k norms, Mistral's sliding window (6 here), Qwen2's QKV bias, Phi-3's fused projections:
-    two requests fed one token per step through the native step match the exact PyTorch model."""
+def test_native_step_fits_other_families(variant, qtype, tmp_path):
+    """Qwen3's q/k norms, Mistral's sliding window (6 here), Qwen2's QKV bias, Phi-3's fused projections,
+    Gemma 3's sandwich norms, GELU, two RoPE tables and soft-capped logits: two requests fed one token per
+    step through the native step match the exact PyTorch model."""
     hf_model = make_tiny_model(variant, tmp_path)
     path = write_float_gguf(hf_model, tmp_path / "model.gguf", qtype)
     files = dataclasses.replace(
@@ -63,9 +65,8 @@ def test_native_step_fits_other_llama_shaped_families(variant, qtype, tmp_path):
     model = load_model(files, "cpu", torch.float32)  # packed blocks, exact float32 matmuls over them
     torch_runner = PagedRunner(model, files.config, num_seqs=2)
     native_runner = PagedRunner(model, files.config, num_seqs=2)
-    native = native_decode_step(model, native_runner.cache, max_len=64, max_batch=4)
-    assert native is not None
-    native_runner.native = native[0]
+    native_runner.native = native_decoder(model, native_runner.cache, max_len=64, max_batch=4)
+    assert native_runner.native is not None
     prompts = [[7, 3, 88, 41, 5, 120, 9, 64, 2, 17, 33], [12, 90, 4, 4, 61]]
     for t in range(max(map(len, prompts))):
         step = [[p[t]] if t < len(p) else [] for p in prompts]

@@ -1,15 +1,14 @@
-// Native CPU decode step for Llama-shaped decoders with GGUF block weights (Q4_0, Q4_1, Q8_0,
-// Q4_K, Q6_K).
+// Native CPU decode step for Llama-shaped decoders (and Gemma 3) with GGUF block weights (Q4_0,
+// Q4_1, Q8_0, Q4_K, Q6_K).
 //
-// One call runs every layer for a batch of B requests that each add one token, and the LM head:
-// RMSNorm, fused QKV projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half),
-// K/V store into the paged float32
-// cache, grouped-query attention over the request's pages (optionally a sliding window), output
-// projection, RMSNorm, fused
-// gate/up projection, SiLU * up, down projection. Matrix-vector products quantize the activation
-// to 16 bits per block of 32 (one float scale per block) and take integer dot products with the
-// weight blocks. Work is split over OpenMP threads (rows of each matrix,
-// (request, head) pairs in attention). Built and loaded by max_kernels/cpu/native.py.
+// One call runs every layer for a batch of B requests that each add one token: RMSNorm, fused QKV
+// projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half), K/V store into the
+// paged float32 cache, grouped-query attention over the request's pages (optionally a sliding
+// window), output projection, RMSNorm, fused gate/up projection, SiLU (or GELU) * up, down
+// projection, and Gemma 3's norms of each sub-block's output; a second call runs the LM head.
+// Matrix-vector products quantize the activation to 16 bits per block of 32 (one float scale per
+// block) and take integer dot products with the weight blocks. Work is split over OpenMP threads
+// (rows of each matrix, (request, head) pairs in attention). Built and loaded by native.py.
 
 #include <math.h>
 #include <stdint.h>
@@ -42,16 +41,19 @@ typedef struct {
 typedef struct {
     const float *norm_in, *norm_post;
     const float *q_norm, *k_norm;  // [D] RMSNorm weights over each q / k head before RoPE, or NULL
+    const float *norm_attn_out, *norm_mlp_out;  // RMSNorm of each sub-block's output (Gemma 3), or NULL
+    const float *cos_sin;      // this layer's RoPE table (see model_t)
     qmat_t qkv, o, gate_up, down;
     float *k_cache, *v_cache;  // [N, P, Hk, D]
     int window;                // attend to the last `window` keys only; 0: all
+    int gelu;                  // gate activation: 0 SiLU, 1 GELU (tanh approximation)
 } layer_t;
 
 typedef struct {
     int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab, page_size, rot_dim, max_len;
     float eps, scale;
-    const float *cos_sin;  // [max positions, rot_dim]: cos of the rot_dim / 2 frequencies, then sin
-    const float *final_norm;
+    const float *final_norm;  // (RoPE tables, per layer: [max positions, rot_dim], cos of the
+                              // rot_dim / 2 frequencies, then sin)
     qmat_t lm_head;
     const layer_t *layers;
     // scratch, sized for max_batch requests
@@ -250,15 +252,26 @@ static void matvec(const model_t *md, const qmat_t *m, int B, float *y) {
     }
 }
 
-// res += add (when given); then out = rms_norm(res) * w, quantized for the next matrix when `out`
-// is NULL. One request per thread, inside a parallel region.
-static void add_norm(const model_t *md, int B, const float *add, const float *w, float *out) {
+static inline float rms_scale(const float *x, int n, float eps) {
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    return 1.f / sqrtf((float)(ss / n) + eps);
+}
+
+// res += add (when given; first normalized with `add_w` when that is given); then
+// out = rms_norm(res) * w, quantized for the next matrix when `out` is NULL. One request per thread,
+// inside a parallel region.
+static void add_norm(const model_t *md, int B, const float *add, const float *add_w, const float *w, float *out) {
     int n = md->hidden;
 #pragma omp for schedule(static)
     for (int b = 0; b < B; b++) {
         float *x = md->res + (size_t)b * n;
-        if (add)
-            for (int i = 0; i < n; i++) x[i] += add[(size_t)b * n + i];
+        if (add) {
+            const float *a = add + (size_t)b * n;
+            float r = add_w ? rms_scale(a, n, md->eps) : 1.f;
+            for (int i = 0; i < n; i++) x[i] += add_w ? a[i] * r * add_w[i] : a[i];
+        }
         double ss = 0.0;
 #pragma omp simd reduction(+ : ss)
         for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
@@ -277,7 +290,7 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
 #pragma omp for schedule(static)
     for (int b = 0; b < B; b++) {
         float *qkv = md->qkv + (size_t)b * row;
-        const float *cs = md->cos_sin + (size_t)(seq_lens[b] - 1) * md->rot_dim;
+        const float *cs = L->cos_sin + (size_t)(seq_lens[b] - 1) * md->rot_dim;
         for (int h = 0; h < Hq + Hk; h++) {
             float *v = qkv + h * D;
             const float *w = h < Hq ? L->q_norm : L->k_norm;
@@ -333,15 +346,19 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
     }
 }
 
-// act = silu(gate) * up, quantized for the down projection: a block of 32 per iteration.
-static void silu_mul(const model_t *md, int B) {
+// act = activation(gate) * up, quantized for the down projection: a block of 32 per iteration.
+static void gate_mul(const model_t *md, const layer_t *L, int B) {
     int I = md->inter, nb = I / QK;
 #pragma omp for schedule(static)
     for (int i = 0; i < B * nb; i++) {
         int b = i / nb, j0 = (i % nb) * QK;
         const float *g = md->gu + (size_t)b * 2 * I + j0, *u = g + I;
         float *a = md->act + (size_t)b * I + j0;
-        for (int j = 0; j < QK; j++) a[j] = g[j] / (1.f + expf(-g[j])) * u[j];
+        if (L->gelu)
+            for (int j = 0; j < QK; j++)
+                a[j] = 0.5f * g[j] * (1.f + tanhf(0.7978845608028654f * (g[j] + 0.044715f * g[j] * g[j] * g[j]))) * u[j];
+        else
+            for (int j = 0; j < QK; j++) a[j] = g[j] / (1.f + expf(-g[j])) * u[j];
         quantize_row(a, QK, md->xq + (size_t)b * I + j0, md->xd + (size_t)b * nb + j0 / QK, md->xs + (size_t)b * nb + j0 / QK);
     }
 }
@@ -355,16 +372,18 @@ void decode_layers(const model_t *md, int B, const float *emb, const int *seq_le
     {
         for (int l = 0; l < md->n_layers; l++) {
             const layer_t *L = md->layers + l;
-            add_norm(md, B, l == 0 ? NULL : md->h, L->norm_in, NULL);  // the last MLP output joins the stream
+            // the last MLP output joins the stream
+            add_norm(md, B, l == 0 ? NULL : md->h, l == 0 ? NULL : L[-1].norm_mlp_out, L->norm_in, NULL);
             matvec(md, &L->qkv, B, md->qkv);
             attention(md, L, B, seq_lens, slots, block_tables, bt_stride);
             matvec(md, &L->o, B, md->h);
-            add_norm(md, B, md->h, L->norm_post, NULL);
+            add_norm(md, B, md->h, L->norm_attn_out, L->norm_post, NULL);
             matvec(md, &L->gate_up, B, md->gu);
-            silu_mul(md, B);
+            gate_mul(md, L, B);
             matvec(md, &L->down, B, md->h);
         }
-        add_norm(md, B, md->h, md->final_norm, hidden_out);
+        const layer_t *last = md->layers + md->n_layers - 1;
+        add_norm(md, B, md->n_layers ? md->h : NULL, md->n_layers ? last->norm_mlp_out : NULL, md->final_norm, hidden_out);
     }
 }
 

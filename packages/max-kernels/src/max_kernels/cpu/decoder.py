@@ -36,8 +36,9 @@ class _QMat(ctypes.Structure):
 class _Layer(ctypes.Structure):
     _fields_ = [
         ("norm_in", _P), ("norm_post", _P), ("q_norm", _P), ("k_norm", _P),
+        ("norm_attn_out", _P), ("norm_mlp_out", _P), ("cos_sin", _P),
         ("qkv", _QMat), ("o", _QMat), ("gate_up", _QMat), ("down", _QMat),
-        ("k_cache", _P), ("v_cache", _P), ("window", ctypes.c_int),
+        ("k_cache", _P), ("v_cache", _P), ("window", ctypes.c_int), ("gelu", ctypes.c_int),
     ]
 
 
@@ -52,7 +53,7 @@ _SCRATCH = ["res", "x", "qkv", "attn", "gu", "act", "h", "scores", "xq", "xd", "
 class _Model(ctypes.Structure):
     _fields_ = (
         [(n, ctypes.c_int) for n in _INTS]
-        + [("eps", ctypes.c_float), ("scale", ctypes.c_float), ("cos_sin", _P), ("final_norm", _P)]
+        + [("eps", ctypes.c_float), ("scale", ctypes.c_float), ("final_norm", _P)]
         + [("lm_head", _QMat), ("layers", ctypes.POINTER(_Layer)), ("max_batch", ctypes.c_int)]
         + [(n, _P) for n in _SCRATCH]
     )
@@ -126,12 +127,16 @@ class DecoderLayerWeights:
     down: PackedMatrix
     k_cache: torch.Tensor  # float32 [N, P, Hk, D]
     v_cache: torch.Tensor
-    q_norm: torch.Tensor | None = None  # [D]: RMSNorm of each q head before RoPE (Qwen3)
+    cos_sin: torch.Tensor  # this layer's RoPE table [max positions, rotary_dim]: cos, then sin
+    q_norm: torch.Tensor | None = None  # [D]: RMSNorm of each q head before RoPE (Qwen3, Gemma 3)
     k_norm: torch.Tensor | None = None
+    norm_attn_out: torch.Tensor | None = None  # [H]: RMSNorm of the attention output (Gemma 3)
+    norm_mlp_out: torch.Tensor | None = None  # [H]: RMSNorm of the MLP output (Gemma 3)
     sliding_window: int | None = None
+    gelu: bool = False  # GELU (tanh approximation) gating instead of SiLU
 
     def __post_init__(self) -> None:
-        for name in ("norm_in", "norm_post", "q_norm", "k_norm"):
+        for name in ("norm_in", "norm_post", "q_norm", "k_norm", "norm_attn_out", "norm_mlp_out", "cos_sin"):
             t = getattr(self, name)
             if t is not None:
                 setattr(self, name, t.detach().float().contiguous())
@@ -161,7 +166,6 @@ class NativeDecodeStep:
         layers: list[DecoderLayerWeights],
         final_norm: torch.Tensor,
         lm_head: PackedMatrix,
-        cos_sin: torch.Tensor,
         max_batch: int,
         max_len: int,
     ):
@@ -186,12 +190,13 @@ class NativeDecodeStep:
             "xd": torch.zeros(max_batch, kmax // 32, **f32),
             "xs": torch.zeros(max_batch, kmax // 32, **f32),
         }
-        self._keep = (layers, final_norm.float().contiguous(), lm_head, cos_sin.float().contiguous())
+        self._keep = (layers, final_norm.float().contiguous(), lm_head)
         self._layers = (_Layer * len(layers))(*[
             _Layer(
                 l.norm_in.data_ptr(), l.norm_post.data_ptr(), _ptr(l.q_norm), _ptr(l.k_norm),
+                _ptr(l.norm_attn_out), _ptr(l.norm_mlp_out), l.cos_sin.data_ptr(),
                 l.qkv.struct(), l.o.struct(), l.gate_up.struct(), l.down.struct(),
-                l.k_cache.data_ptr(), l.v_cache.data_ptr(), l.sliding_window or 0,
+                l.k_cache.data_ptr(), l.v_cache.data_ptr(), l.sliding_window or 0, int(l.gelu),
             )
             for l in layers
         ])
@@ -200,7 +205,7 @@ class NativeDecodeStep:
             inter=s.intermediate, vocab=s.vocab, page_size=s.page_size, rot_dim=s.rotary_dim, max_len=max_len,
         )
         self._model = _Model(
-            **ints, eps=s.eps, scale=s.scale, cos_sin=self._keep[3].data_ptr(), final_norm=self._keep[1].data_ptr(),
+            **ints, eps=s.eps, scale=s.scale, final_norm=self._keep[1].data_ptr(),
             lm_head=lm_head.struct(), layers=self._layers, max_batch=max_batch,
             **{n: t.data_ptr() for n, t in self._scratch.items()},
         )

@@ -15,7 +15,7 @@ from max_pipelines.engine.cpu_threads import StepThreads
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.multistep import resolve_num_steps
-from max_pipelines.engine.native_decode import native_decode_step
+from max_pipelines.engine.native_decode import native_decoder
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
 from max_pipelines.weights.model_loader import load_model
@@ -102,9 +102,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     )
     runner = ModelRunner(model, kv_cache, kv_manager, plan.page_size, device, threads)
     if device.type == "cpu":
-        native = native_decode_step(model, kv_cache, plan.max_length, plan.max_batch_size)
-        if native is not None:
-            runner.native, runner.native_refine = native
+        runner.native = native_decoder(model, kv_cache, plan.max_length, plan.max_batch_size)
     return EngineParts(
         tokenizer=tokenizer,
         scheduler=scheduler,

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 from max_kernels import DecodePlan
-from max_kernels.cpu import NativeDecodeStep
 
 from max_pipelines.engine.cpu_threads import StepThreads
+from max_pipelines.engine.native_decode import NativeDecoder
 from max_pipelines.engine.sampler import Sampler
 from max_pipelines.engine.scheduler import ScheduledBatch
 from max_pipelines.engine.sequence import Sequence
@@ -38,8 +38,7 @@ class ModelRunner:
         self.device = device
         self.sampler: Sampler | None = None
         self.threads = threads  # CPU only
-        self.native: NativeDecodeStep | None = None  # CPU decode steps through the native library
-        self.native_refine = False
+        self.native: NativeDecoder | None = None  # CPU decode steps through the native library
 
     def prepare(self, batch: ScheduledBatch, native: bool = False) -> BatchInputs:
         """Flat inputs of `batch`, built from host lists with one tensor per field. A CPU decode-only
@@ -93,8 +92,7 @@ class ModelRunner:
         inputs = self.prepare(batch, native)
         md = inputs.attention
         if native:
-            embeddings = self.model.model.embed_tokens(inputs.input_ids)
-            hidden = self.native.layers(embeddings, md.seq_lens, md.slot_mapping, md.block_tables)
+            hidden = self.native.hidden(inputs.input_ids, md)
         else:
             hidden = self.model(inputs.input_ids, inputs.positions, ForwardContext(md, self.kv_cache))
         self._record_prompt_logprobs(batch, inputs, hidden)
@@ -106,10 +104,7 @@ class ModelRunner:
         if self.threads is not None:
             self.threads.enter_logits()
         if native:
-            last = hidden[index]
-            logits = self.native.logits(last)
-            if self.native_refine:  # a head quantized from a float table: its top logits made exact
-                logits = self.model.lm_head.refine(logits, last)
+            logits = self.native.logits(hidden[index])
         else:
             logits = self.model.compute_logits(hidden[index])
         if self.sampler is None:

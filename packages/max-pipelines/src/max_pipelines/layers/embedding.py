@@ -65,6 +65,8 @@ class LMHead(Linear):
             logits = self.refine(super().forward(hidden.to(self.weight.dtype)).float(), hidden)
         else:
             logits = super().forward(hidden).float()
-        if self.softcap is not None:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        return logits
+        return self.cap(logits)
+
+    def cap(self, logits: torch.Tensor) -> torch.Tensor:
+        """Gemma's soft cap `c * tanh(logits / c)`, when the model has one."""
+        return logits if self.softcap is None else torch.tanh(logits / self.softcap) * self.softcap
