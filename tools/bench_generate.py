@@ -83,7 +83,7 @@ def worker_ours(args) -> dict:
 
 def worker_hf(args) -> dict:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.hf_dtype]
     path = Path(args.model)

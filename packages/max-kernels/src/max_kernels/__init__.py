@@ -8,3 +8,22 @@ from max_kernels.fp8 import dequantize_fp8, quantize_fp8
 from max_kernels.kv_store import store_kvcache
 from max_kernels.norms import layer_norm, rms_norm
 from max_kernels.rotary import apply_rope, rope_cos_sin_cache, rotate
+
+__all__ = [
+    "DecodePlan",
+    "apply_rope",
+    "dequantize_fp8",
+    "gelu_tanh_and_mul",
+    "kernel_preferences",
+    "layer_norm",
+    "paged_attention",
+    "quantize_fp8",
+    "rms_norm",
+    "rope_cos_sin_cache",
+    "rotate",
+    "set_kernel_preferences",
+    "silu_and_mul",
+    "store_kvcache",
+    "use_triton",
+    "use_vendor_blas",
+]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-
-import torch
 
 from max_config import ConfigError, PipelineConfig, resolve_pipeline
 from max_kernels import set_kernel_preferences
