@@ -161,3 +161,24 @@ def test_every_block_type_multiplies_as_its_dequantized_weight(parts, march):
 def test_unsupported_block_types_are_refused():
     with pytest.raises(ValueError, match="native decode step takes"):
         PackedMatrix([(GGMLType.F16, torch.zeros(16, 512, dtype=torch.uint8))], 256)
+
+
+def test_sizes_the_library_would_trust_are_checked():
+    lib = library()
+    if lib is None:
+        pytest.skip("no C compiler")
+    D = 16
+    mats = [_matrix(GGMLType.Q8_0, rows, cols, i)[0] for i, (rows, cols) in enumerate(
+        [((HQ + 2 * HK) * D, H), (H, HQ * D), (2 * I, H), (H, I)]
+    )]
+    cache = torch.zeros(4, PAGE, HK, D)
+    cos_sin = rope_cos_sin_cache(D, 64, 10000.0, None, "cpu")
+    shape = DecoderShape(H, HQ, HK, D, I, V, PAGE, D, 1e-5, D**-0.5)
+    head = PackedMatrix([(GGMLType.Q8_0, quantize_q8_0(torch.randn(V, H)))], H)
+    good = DecoderLayerWeights(torch.ones(H), torch.ones(H), *mats, cache, cache.clone(), cos_sin)
+    NativeDecodeStep(lib, shape, [good], torch.ones(H), head, max_batch=2, max_len=64)
+    swapped = DecoderLayerWeights(torch.ones(H), torch.ones(H), mats[0], mats[2], mats[1], mats[3], cache, cache, cos_sin)
+    with pytest.raises(ValueError, match="expected"):
+        NativeDecodeStep(lib, shape, [swapped], torch.ones(H), head, max_batch=2, max_len=64)
+    with pytest.raises(ValueError, match="RoPE table"):
+        NativeDecodeStep(lib, shape, [good], torch.ones(H), head, max_batch=2, max_len=128)

@@ -156,6 +156,31 @@ class DecoderShape:
     scale: float
 
 
+def _check_layer(layer: DecoderLayerWeights, s: DecoderShape) -> None:
+    """The library trusts every size: check them all here."""
+    q, kv = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
+    mats = {
+        "qkv": (layer.qkv, q + 2 * kv, s.hidden),
+        "o": (layer.o, s.hidden, q),
+        "gate_up": (layer.gate_up, 2 * s.intermediate, s.hidden),
+        "down": (layer.down, s.hidden, s.intermediate),
+    }
+    for name, (m, rows, cols) in mats.items():
+        if (m.rows, m.cols) != (rows, cols):
+            raise ValueError(f"{name} is {m.rows}x{m.cols}, expected {rows}x{cols}")
+    for cache in (layer.k_cache, layer.v_cache):
+        if cache.dtype != torch.float32 or not cache.is_contiguous() or tuple(cache.shape[1:]) != (
+            s.page_size, s.num_kv_heads, s.head_dim
+        ):
+            raise ValueError("the native decode step needs contiguous float32 KV caches [N, P, Hk, D]")
+    if layer.cos_sin.shape[1] != s.rotary_dim or s.rotary_dim % 2 or s.rotary_dim > s.head_dim:
+        raise ValueError(f"RoPE table of width {layer.cos_sin.shape[1]} for rotary size {s.rotary_dim}")
+    norms = [(layer.norm_in, s.hidden), (layer.norm_post, s.hidden), (layer.norm_attn_out, s.hidden),
+             (layer.norm_mlp_out, s.hidden), (layer.q_norm, s.head_dim), (layer.k_norm, s.head_dim)]
+    if any(w is not None and w.numel() != n for w, n in norms):
+        raise ValueError("a norm weight of the wrong size")
+
+
 class NativeDecodeStep:
     """Decode steps of up to `max_batch` requests with keys up to `max_len` long."""
 
@@ -170,9 +195,11 @@ class NativeDecodeStep:
         max_len: int,
     ):
         for layer in layers:
-            for cache in (layer.k_cache, layer.v_cache):
-                if cache.dtype != torch.float32 or not cache.is_contiguous():
-                    raise ValueError("the native decode step needs contiguous float32 KV caches")
+            _check_layer(layer, shape)
+            if layer.cos_sin.shape[0] < max_len:
+                raise ValueError(f"RoPE table of {layer.cos_sin.shape[0]} positions for keys up to {max_len} long")
+        if lm_head.cols != shape.hidden or lm_head.rows != shape.vocab:
+            raise ValueError(f"LM head {lm_head.rows}x{lm_head.cols}, expected {shape.vocab}x{shape.hidden}")
         s = shape
         self.lib, self.shape, self.max_batch = lib, shape, max_batch
         kmax = max(s.hidden, s.num_heads * s.head_dim, s.intermediate)

@@ -129,7 +129,10 @@ def native_decoder(model, kv_cache, max_len: int, max_batch: int) -> NativeDecod
         eps=model.model.layers[0].input_layernorm.eps,
         scale=first.attn.scale,
     )
-    step = NativeDecodeStep(
-        lib, shape, layers, model.model.norm.weight.detach(), lm_head, max_batch=min(max_batch, MAX_BATCH), max_len=max_len
-    )
+    try:
+        step = NativeDecodeStep(
+            lib, shape, layers, model.model.norm.weight.detach(), lm_head, max_batch=min(max_batch, MAX_BATCH), max_len=max_len
+        )
+    except ValueError:  # sizes the library does not handle
+        return None
     return NativeDecoder(step, model, refine)
