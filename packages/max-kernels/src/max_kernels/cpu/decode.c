@@ -3,7 +3,7 @@
 //
 // One call runs every layer for a batch of B requests that each add one token: RMSNorm, fused QKV
 // projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half), K/V store into the
-// paged float32 cache, grouped-query attention over the request's pages (optionally a sliding
+// paged float32 or bfloat16 cache, grouped-query attention over the request's pages (optionally a sliding
 // window), output projection, RMSNorm, fused gate/up projection, SiLU (or GELU) * up, down
 // projection, and Gemma 3's norms of each sub-block's output; a second call runs the LM head.
 // Matrix-vector products quantize the activation to 16 bits per block of 32 (one float scale per
@@ -44,13 +44,13 @@ typedef struct {
     const float *norm_attn_out, *norm_mlp_out;  // RMSNorm of each sub-block's output (Gemma 3), or NULL
     const float *cos_sin;      // this layer's RoPE table (see model_t)
     qmat_t qkv, o, gate_up, down;
-    float *k_cache, *v_cache;  // [N, P, Hk, D]
+    void *k_cache, *v_cache;   // [N, P, Hk, D], float32 or bfloat16 (model_t.kv_bf16)
     int window;                // attend to the last `window` keys only; 0: all
     int gelu;                  // gate activation: 0 SiLU, 1 GELU (tanh approximation)
 } layer_t;
 
 typedef struct {
-    int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab, page_size, rot_dim, max_len;
+    int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab, page_size, rot_dim, max_len, kv_bf16;
     float eps, scale;
     const float *final_norm;  // (RoPE tables, per layer: [max positions, rot_dim], cos of the
                               // rot_dim / 2 frequencies, then sin)
@@ -282,6 +282,28 @@ static void add_norm(const model_t *md, int B, const float *add, const float *ad
     }
 }
 
+// KV cache entries: float32, or bfloat16 (rounded to nearest even, as torch casts).
+static inline float kv_load(const void *cache, int bf16, int64_t i) {
+    if (!bf16) return ((const float *)cache)[i];
+    uint32_t u = (uint32_t)((const uint16_t *)cache)[i] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline void kv_store(void *cache, int bf16, int64_t at, const float *x, int n) {
+    if (!bf16) {
+        memcpy((float *)cache + at, x, sizeof(float) * n);
+        return;
+    }
+    uint16_t *dst = (uint16_t *)cache + at;
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        dst[i] = (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+    }
+}
+
 static void attention(const model_t *md, const layer_t *L, int B, const int *seq_lens, const int64_t *slots,
                       const int *block_tables, int bt_stride) {
     int Hq = md->n_heads, Hk = md->n_kv_heads, D = md->head_dim, P = md->page_size, G = Hq / Hk;
@@ -307,8 +329,8 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
             }
         }
         int64_t slot = slots[b];
-        memcpy(L->k_cache + slot * Hk * D, qkv + Hq * D, sizeof(float) * Hk * D);
-        memcpy(L->v_cache + slot * Hk * D, qkv + (Hq + Hk) * D, sizeof(float) * Hk * D);
+        kv_store(L->k_cache, md->kv_bf16, slot * Hk * D, qkv + Hq * D, Hk * D);
+        kv_store(L->v_cache, md->kv_bf16, slot * Hk * D, qkv + (Hq + Hk) * D, Hk * D);
     }
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * Hq; bh++) {
@@ -317,11 +339,12 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
         const float *q = md->qkv + (size_t)b * row + h * D;
         const int *table = block_tables + (size_t)b * bt_stride;
         float *sc = md->scores + (size_t)bh * md->max_len, mx = -INFINITY;
+        int bf16 = md->kv_bf16;
         for (int t = first; t < n; t++) {
-            const float *k = L->k_cache + (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
+            int64_t k = (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
             float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
-            for (int i = 0; i < D; i++) dot += q[i] * k[i];
+            for (int i = 0; i < D; i++) dot += q[i] * kv_load(L->k_cache, bf16, k + i);
             sc[t] = dot * md->scale;
             mx = fmaxf(mx, sc[t]);
         }
@@ -330,9 +353,9 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
         float *out = md->attn + (size_t)b * cols + h * D;
         for (int i = 0; i < D; i++) out[i] = 0.f;
         for (int t = first; t < n; t++) {
-            const float *v = L->v_cache + (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
+            int64_t v = (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
             float p = sc[t] / sum;
-            for (int i = 0; i < D; i++) out[i] += p * v[i];
+            for (int i = 0; i < D; i++) out[i] += p * kv_load(L->v_cache, bf16, v + i);
         }
         if (D % QK == 0) {  // this head's blocks of the output projection's input
             int16_t *xq = md->xq + (size_t)b * cols + h * D;

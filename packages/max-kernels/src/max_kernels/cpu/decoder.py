@@ -15,6 +15,7 @@ from max_kernels.gguf.dequantize import q6_k_parts
 from max_kernels.gguf.formats import GGMLType
 from max_kernels.gguf.linear import int4_groups
 
+KV_DTYPES = (torch.float32, torch.bfloat16)
 SUPPORTED_TYPES = (GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K)
 _P = ctypes.c_void_p
 
@@ -46,7 +47,9 @@ def _ptr(t: torch.Tensor | None) -> int:
     return 0 if t is None else t.data_ptr()
 
 
-_INTS = ["n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "inter", "vocab", "page_size", "rot_dim", "max_len"]
+_INTS = [
+    "n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "inter", "vocab", "page_size", "rot_dim", "max_len", "kv_bf16"
+]
 _SCRATCH = ["res", "x", "qkv", "attn", "gu", "act", "h", "scores", "xq", "xd", "xs"]
 
 
@@ -125,7 +128,7 @@ class DecoderLayerWeights:
     o: PackedMatrix
     gate_up: PackedMatrix  # rows: gate, then up
     down: PackedMatrix
-    k_cache: torch.Tensor  # float32 [N, P, Hk, D]
+    k_cache: torch.Tensor  # float32 or bfloat16 [N, P, Hk, D]
     v_cache: torch.Tensor
     cos_sin: torch.Tensor  # this layer's RoPE table [max positions, rotary_dim]: cos, then sin
     q_norm: torch.Tensor | None = None  # [D]: RMSNorm of each q head before RoPE (Qwen3, Gemma 3)
@@ -169,10 +172,10 @@ def _check_layer(layer: DecoderLayerWeights, s: DecoderShape) -> None:
         if (m.rows, m.cols) != (rows, cols):
             raise ValueError(f"{name} is {m.rows}x{m.cols}, expected {rows}x{cols}")
     for cache in (layer.k_cache, layer.v_cache):
-        if cache.dtype != torch.float32 or not cache.is_contiguous() or tuple(cache.shape[1:]) != (
+        if cache.dtype not in KV_DTYPES or not cache.is_contiguous() or tuple(cache.shape[1:]) != (
             s.page_size, s.num_kv_heads, s.head_dim
         ):
-            raise ValueError("the native decode step needs contiguous float32 KV caches [N, P, Hk, D]")
+            raise ValueError("the native decode step needs contiguous float32 or bfloat16 KV caches [N, P, Hk, D]")
     if layer.cos_sin.shape[1] != s.rotary_dim or s.rotary_dim % 2 or s.rotary_dim > s.head_dim:
         raise ValueError(f"RoPE table of width {layer.cos_sin.shape[1]} for rotary size {s.rotary_dim}")
     norms = [(layer.norm_in, s.hidden), (layer.norm_post, s.hidden), (layer.norm_attn_out, s.hidden),
@@ -194,6 +197,8 @@ class NativeDecodeStep:
         max_batch: int,
         max_len: int,
     ):
+        if len({c.dtype for layer in layers for c in (layer.k_cache, layer.v_cache)}) > 1:
+            raise ValueError("the KV caches of all layers need one dtype")
         for layer in layers:
             _check_layer(layer, shape)
             if layer.cos_sin.shape[0] < max_len:
@@ -230,6 +235,7 @@ class NativeDecodeStep:
         ints = dict(
             n_layers=len(layers), hidden=s.hidden, n_heads=s.num_heads, n_kv_heads=s.num_kv_heads, head_dim=s.head_dim,
             inter=s.intermediate, vocab=s.vocab, page_size=s.page_size, rot_dim=s.rotary_dim, max_len=max_len,
+            kv_bf16=int(bool(layers) and layers[0].k_cache.dtype == torch.bfloat16),
         )
         self._model = _Model(
             **ints, eps=s.eps, scale=s.scale, final_norm=self._keep[1].data_ptr(),
