@@ -57,3 +57,17 @@ def test_large_steps_use_every_thread():
         assert torch.get_num_threads() == 1 and len(one.arms) == 1
     finally:
         torch.set_num_threads(saved)
+
+
+def test_many_cores_also_try_half_of_them(monkeypatch):
+    saved = torch.get_num_threads()
+    try:
+        clock = FakeClock(lambda f, lg: 0.004 if f == 4 else 0.010)
+        monkeypatch.setattr(cpu_threads.time, "perf_counter", clock)
+        st = StepThreads(8)
+        assert (4, 8) in [(a.forward, a.logits) for a in st.arms]
+        for _ in range(20):
+            clock.run_step(st)
+        assert st.best().forward == 4
+    finally:
+        torch.set_num_threads(saved)

@@ -42,6 +42,8 @@ class StepThreads:
         self.first_retry = first_retry
         self.max_retry = max_retry
         arms = [(1, threads), (threads, threads), (1, 1)] if threads > 1 else [(1, 1)]
+        if threads >= 4:  # many cores: half of them may beat all (fewer to wake and to wait for)
+            arms.append((threads // 2, threads))
         self.arms = [_Arm(f, lg) for f, lg in arms]
         self._arm: _Arm | None = None
         self._queue: list[_Arm] = [a for a in self.arms for _ in range(trial)]  # arms to run next
