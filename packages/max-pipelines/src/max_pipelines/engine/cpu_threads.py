@@ -35,13 +35,13 @@ class StepThreads:
     without paying much for the checks.
     """
 
-    def __init__(self, threads: int, small_step_tokens: int = 2, trial: int = 3, first_retry: int = 32, max_retry: int = 1024):
+    def __init__(self, threads: int, small_step_tokens: int = 2, trial: int = 2, first_retry: int = 32, max_retry: int = 1024):
         self.threads = threads
         self.small_step_tokens = small_step_tokens
         self.trial = trial
         self.first_retry = first_retry
         self.max_retry = max_retry
-        arms = [(1, threads), (threads, threads), (1, 1)] if threads > 1 else [(1, 1)]
+        arms = [(threads, threads), (1, threads), (1, 1)] if threads > 1 else [(1, 1)]  # the likeliest first
         if threads >= 4:  # many cores: half of them may beat all (fewer to wake and to wait for)
             arms.append((threads // 2, threads))
         self.arms = [_Arm(f, lg) for f, lg in arms]
