@@ -11,40 +11,19 @@ from dataclasses import dataclass
 
 import torch
 
-from max_kernels.gguf.dequantize import q6_k_parts
-from max_kernels.gguf.formats import GGMLType
-from max_kernels.gguf.linear import int4_groups
+from max_kernels.cpu.packed import PackedMatrix, QMatStruct, address
 
 KV_DTYPES = (torch.float32, torch.bfloat16)
-SUPPORTED_TYPES = (GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K)
 _P = ctypes.c_void_p
-
-
-class _QSeg(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("rows", ctypes.c_int), ("codes", _P), ("scale", _P), ("min", _P)]
-
-
-MAX_SEGMENTS = 3
-
-
-class _QMat(ctypes.Structure):
-    _fields_ = [
-        ("rows", ctypes.c_int), ("cols", ctypes.c_int), ("nseg", ctypes.c_int),
-        ("seg", _QSeg * MAX_SEGMENTS), ("bias", _P),
-    ]
 
 
 class _Layer(ctypes.Structure):
     _fields_ = [
         ("norm_in", _P), ("norm_post", _P), ("q_norm", _P), ("k_norm", _P),
         ("norm_attn_out", _P), ("norm_mlp_out", _P), ("cos_sin", _P),
-        ("qkv", _QMat), ("o", _QMat), ("gate_up", _QMat), ("down", _QMat),
+        ("qkv", QMatStruct), ("o", QMatStruct), ("gate_up", QMatStruct), ("down", QMatStruct),
         ("k_cache", _P), ("v_cache", _P), ("window", ctypes.c_int), ("gelu", ctypes.c_int),
     ]
-
-
-def _ptr(t: torch.Tensor | None) -> int:
-    return 0 if t is None else t.data_ptr()
 
 
 _INTS = [
@@ -57,67 +36,9 @@ class _Model(ctypes.Structure):
     _fields_ = (
         [(n, ctypes.c_int) for n in _INTS]
         + [("eps", ctypes.c_float), ("scale", ctypes.c_float), ("final_norm", _P)]
-        + [("lm_head", _QMat), ("layers", ctypes.POINTER(_Layer)), ("max_batch", ctypes.c_int)]
+        + [("lm_head", QMatStruct), ("layers", ctypes.POINTER(_Layer)), ("max_batch", ctypes.c_int)]
         + [(n, _P) for n in _SCRATCH]
     )
-
-
-@dataclass(eq=False)
-class _Segment:
-    """Rows in the library's storage: `bits`-bit codes (4: nibbles as Q4_0 lays them out; 8, 16: one
-    integer per value) with float32 per-32 `scale` and optional `min`: w = code * scale + min."""
-
-    bits: int
-    rows: int
-    codes: torch.Tensor
-    scale: torch.Tensor
-    min: torch.Tensor | None
-
-    @classmethod
-    def of(cls, qtype: GGMLType, data: torch.Tensor, rows: int, cols: int) -> _Segment:
-        nb = cols // 32
-        if qtype in (GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q4_K):  # w = (q - 8) * scale + zero
-            q, scale, zero = int4_groups(data, qtype, (rows, cols))
-            q = q.to(torch.uint8).reshape(rows, nb, 2, 16)
-            return cls(4, rows, (q[:, :, 0] | (q[:, :, 1] << 4)).contiguous(), scale.contiguous(), (zero - 8 * scale).contiguous())
-        blocks = data.reshape(rows, -1)
-        if qtype == GGMLType.Q8_0:
-            b = blocks.reshape(rows, nb, 34)
-            scale = b[..., :2].contiguous().view(torch.float16).float().reshape(rows, nb)
-            return cls(8, rows, b[..., 2:].contiguous(), scale, None)
-        # Q6_K: the codes times their 16-value sub-block scales fit 16 bits; the super-block scale per 32
-        q, sub, d = q6_k_parts(blocks.reshape(-1, 210))
-        codes = (q.reshape(-1, 16, 16).to(torch.int16) * sub.to(torch.int16)[..., None]).reshape(rows, cols)
-        return cls(16, rows, codes.contiguous(), d.expand(-1, 8).reshape(rows, nb).contiguous(), None)
-
-    def struct(self) -> _QSeg:
-        return _QSeg(self.bits, self.rows, self.codes.data_ptr(), self.scale.data_ptr(), _ptr(self.min))
-
-
-@dataclass(eq=False)
-class PackedMatrix:
-    """A weight `[rows, cols]` as GGUF blocks: `parts` of (type, uint8 blocks `[rows_i, row bytes]`) stacked
-    by rows, as a fused projection of a Q4_K_M file mixes types. Converted at build into the storage the
-    library reads (see `_Segment`); the blocks themselves are not kept."""
-
-    parts: list[tuple[GGMLType, torch.Tensor]]
-    cols: int
-    bias: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        if len(self.parts) > MAX_SEGMENTS or self.cols % 32:
-            raise ValueError(f"the native decode step takes up to {MAX_SEGMENTS} parts of whole 32-blocks")
-        for qtype, _ in self.parts:
-            if qtype not in SUPPORTED_TYPES:
-                raise ValueError(f"the native decode step takes {', '.join(t.name for t in SUPPORTED_TYPES)}, got {qtype.name}")
-        self.segments = [_Segment.of(q, d, d.shape[0], self.cols) for q, d in self.parts]
-        self.rows = sum(seg.rows for seg in self.segments)
-        self.parts = []
-        self.bias = None if self.bias is None else self.bias.detach().float().contiguous()
-
-    def struct(self) -> _QMat:
-        segs = [seg.struct() for seg in self.segments] + [_QSeg()] * (MAX_SEGMENTS - len(self.segments))
-        return _QMat(self.rows, self.cols, len(self.segments), (_QSeg * MAX_SEGMENTS)(*segs), _ptr(self.bias))
 
 
 @dataclass
@@ -225,8 +146,8 @@ class NativeDecodeStep:
         self._keep = (layers, final_norm.float().contiguous(), lm_head)
         self._layers = (_Layer * len(layers))(*[
             _Layer(
-                l.norm_in.data_ptr(), l.norm_post.data_ptr(), _ptr(l.q_norm), _ptr(l.k_norm),
-                _ptr(l.norm_attn_out), _ptr(l.norm_mlp_out), l.cos_sin.data_ptr(),
+                l.norm_in.data_ptr(), l.norm_post.data_ptr(), address(l.q_norm), address(l.k_norm),
+                address(l.norm_attn_out), address(l.norm_mlp_out), l.cos_sin.data_ptr(),
                 l.qkv.struct(), l.o.struct(), l.gate_up.struct(), l.down.struct(),
                 l.k_cache.data_ptr(), l.v_cache.data_ptr(), l.sliding_window or 0, int(l.gelu),
             )

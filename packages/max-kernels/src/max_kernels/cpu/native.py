@@ -3,8 +3,8 @@
 The library is compiled with the system C compiler for this CPU (`-O3 -fopenmp -march=native`) and
 cached under `~/.cache/max/native`, keyed by the source, the compiler and the CPU's features; a later
 start loads it in milliseconds. OpenMP resolves to the runtime torch already loaded, so the step's
-threads are torch's (`torch.set_num_threads`); a compiler without OpenMP builds a one-thread library. Without a C compiler, or with `MAX_NATIVE_CPU=0`, there
-is no library and the PyTorch path runs.
+threads are torch's (`torch.set_num_threads`); a compiler without OpenMP builds a one-thread library.
+Without a C compiler, or with `MAX_NATIVE_CPU=0`, there is no library and the PyTorch path runs.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ class StepThreads:
     A step of a token or two runs ~120 matmuls of 10-50 us each: whether waking the other threads
     for each pays off depends on the machine and on what else runs on it (a second busy process on
     a 2-core CPU makes a two-thread decode step 5x slower, a one-thread one hardly at all). So small
-    steps run each arm (one thread; one thread but all for the LM head; all threads) for `trial`
-    steps, then the fastest. A losing arm is tried again after `first_retry` steps, twice as late
+    steps run each arm (all threads; one thread but all for the LM head; one thread; with 4 or more
+    threads, half of them) for `trial` steps, then the fastest. A losing arm is tried again after `first_retry` steps, twice as late
     each time it loses again (up to `max_retry`), so a change in the machine's load is noticed
     without paying much for the checks.
     """

@@ -1,19 +1,27 @@
 """Decode steps through the native CPU library (`max_kernels.cpu`) for the models it fits.
 
-It fits Llama-shaped decoders (Llama, SmolLM2, Mistral with its sliding window, Qwen2 with its
-QKV bias, Qwen3 with its q/k norms, Phi-3) and Gemma 3 (sub-block output norms, GELU, local and
-global RoPE tables, soft-capped logits) whose projections are packed GGUF weights of types Q4_0,
-Q4_1, Q8_0, Q4_K and Q6_K (mixed within a fused projection, as Q4_K_M files have them), with a
-float32 or bfloat16 KV cache. The LM head reads the file's blocks of the output (or tied embedding) table, or Q8_0
-blocks of a float table, whose largest logits per row the runner then recomputes from that table. Anything else decodes in PyTorch.
+It fits Llama-shaped decoders (Llama, SmolLM2, Mistral with its sliding window, Qwen2 with its QKV
+bias, Qwen3 with its q/k norms, Phi-3) and Gemma 3 (sub-block output norms, GELU, local and global
+RoPE tables, soft-capped logits) whose projections are packed GGUF weights of types Q4_0, Q4_1,
+Q8_0, Q4_K and Q6_K (mixed within a fused projection, as Q4_K_M files have them), with a float32 or
+bfloat16 KV cache. The LM head reads the file's blocks of the output (or tied embedding) table, or
+Q8_0 blocks of a float table, whose largest logits per row are then recomputed from that table.
+Anything else decodes in PyTorch.
 """
 
 from __future__ import annotations
 
 import torch
 from max_kernels import gelu_tanh_and_mul, silu_and_mul
-from max_kernels.cpu import DecoderLayerWeights, DecoderShape, NativeDecodeStep, PackedMatrix, library
-from max_kernels.cpu.decoder import KV_DTYPES, SUPPORTED_TYPES
+from max_kernels.cpu import (
+    KV_DTYPES,
+    SUPPORTED_TYPES,
+    DecoderLayerWeights,
+    DecoderShape,
+    NativeDecodeStep,
+    PackedMatrix,
+    library,
+)
 from max_kernels.gguf.encode import quantize_q8_0
 from max_kernels.gguf.formats import GGMLType
 
