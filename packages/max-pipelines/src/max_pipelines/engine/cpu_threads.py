@@ -56,7 +56,8 @@ class StepThreads:
     @classmethod
     def for_this_process(cls) -> StepThreads:
         """One thread per core this process may run on, unless OMP_NUM_THREADS says otherwise."""
-        return cls(int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return cls(int(os.environ.get("OMP_NUM_THREADS") or cores))
 
     def enter(self, num_tokens: int) -> None:
         """Set the threads for the layers of a step of `num_tokens` tokens."""
