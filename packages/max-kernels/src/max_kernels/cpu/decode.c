@@ -2,10 +2,11 @@
 // Q4_1, Q8_0, Q4_K, Q6_K).
 //
 // One call runs every layer for a batch of B requests that each add one token: RMSNorm, fused QKV
-// projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half), K/V store into the
-// paged float32 or bfloat16 cache, grouped-query attention over the request's pages (optionally a sliding
-// window), output projection, RMSNorm, fused gate/up projection, SiLU (or GELU) * up, down
-// projection, and Gemma 3's norms of each sub-block's output; a second call runs the LM head.
+// projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half), K/V store into
+// the paged float32 or bfloat16 cache, grouped-query attention over the request's pages
+// (optionally a sliding window), output projection, RMSNorm, fused gate/up projection, SiLU (or
+// GELU) * up, down projection, and Gemma 3's norms of each sub-block's output; a second call runs
+// the LM head.
 // Matrix-vector products quantize the activation to 16 bits per block of 32 (one float scale per
 // block) and take integer dot products with the weight blocks. Work is split over OpenMP threads
 // (rows of each matrix, (request, head) pairs in attention). Built and loaded by native.py.
@@ -42,7 +43,7 @@ typedef struct {
     const float *norm_in, *norm_post;
     const float *q_norm, *k_norm;  // [D] RMSNorm weights over each q / k head before RoPE, or NULL
     const float *norm_attn_out, *norm_mlp_out;  // RMSNorm of each sub-block's output (Gemma 3), or NULL
-    const float *cos_sin;      // this layer's RoPE table (see model_t)
+    const float *cos_sin;      // RoPE table [max positions, rot_dim]: cos of the rot_dim / 2 frequencies, then sin
     qmat_t qkv, o, gate_up, down;
     void *k_cache, *v_cache;   // [N, P, Hk, D], float32 or bfloat16 (model_t.kv_bf16)
     int window;                // attend to the last `window` keys only; 0: all
@@ -52,8 +53,7 @@ typedef struct {
 typedef struct {
     int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab, page_size, rot_dim, max_len, kv_bf16;
     float eps, scale;
-    const float *final_norm;  // (RoPE tables, per layer: [max positions, rot_dim], cos of the
-                              // rot_dim / 2 frequencies, then sin)
+    const float *final_norm;
     qmat_t lm_head;
     const layer_t *layers;
     // scratch, sized for max_batch requests
@@ -104,7 +104,7 @@ static inline __m512i dot(wide_t w, const int16_t *y) {
 #define ACC_ADD(acc, isum, s) acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(s), acc)
 #define ACC_SUM(a) _mm512_reduce_add_ps(a)
 #define ACC_PLUS(a, b) _mm512_add_ps(a, b)
-#elif defined(__AVX2__)
+#elif defined(__AVX2__) && defined(__FMA__)
 typedef struct { __m256i lo, hi; } wide_t;
 typedef __m256 acc_t;
 static inline wide_t widen_q4(const uint8_t *qs) {
