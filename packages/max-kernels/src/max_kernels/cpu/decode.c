@@ -201,55 +201,64 @@ ROW_DOTS(row_dots_q4, widen_q4, 16)
 ROW_DOTS(row_dots_q8, widen_q8, 32)
 ROW_DOTS(row_dots_i16, widen_i16, 64)
 
-// Row r of W against the requests b0 .. b0 + n - 1 (n is 1 or TILE), with the blocks' mins and the bias.
-static inline void row_dots(const model_t *md, const qmat_t *m, int r, int b0, int n, float *out) {
-    int nb = m->cols / QK, row = r;
-    const qseg_t *g = m->seg;
-    while (row >= g->rows) row -= (g++)->rows;
-    const uint8_t *c = g->codes + (size_t)row * nb * (g->type * QK / 8);
-    const float *sc = g->scale + (size_t)row * nb, *xd = md->xd + (size_t)b0 * nb;
-    const int16_t *xq = md->xq + (size_t)b0 * m->cols;
-    if (n == 1)
-        out[0] = g->type == U4 ? row_dot1_q4(c, sc, nb, xq, xd)
-               : g->type == I8 ? row_dot1_q8(c, sc, nb, xq, xd) : row_dot1_i16(c, sc, nb, xq, xd);
-    else if (g->type == U4)
-        row_dots_q4(c, sc, nb, xq, xd, m->cols, out);
-    else if (g->type == I8)
-        row_dots_q8(c, sc, nb, xq, xd, m->cols, out);
-    else
-        row_dots_i16(c, sc, nb, xq, xd, m->cols, out);
-    for (int b = 0; b < n; b++) {
-        if (g->min) {
-            const float *mn = g->min + (size_t)row * nb, *xs = md->xs + (size_t)(b0 + b) * nb;
-            float offset = 0.f;
-#pragma omp simd reduction(+ : offset)
-            for (int j = 0; j < nb; j++) offset += mn[j] * xs[j];
-            out[b] += offset;
-        }
-        if (m->bias) out[b] += m->bias[r];
-    }
-}
-
 // Activation row b of a matrix with `cols` inputs: where its codes and block scales live.
 #define XQ(md, b, cols) (md)->xq + (size_t)(b) * (cols), (md)->xd + (size_t)(b) * ((cols) / QK), (md)->xs + (size_t)(b) * ((cols) / QK)
+
+// Writes y[b, r] for the dot product `v` of segment row `row` (matrix row r) with request b: the
+// blocks' mins times the activation sums, and the bias, added.
+static inline void put(const model_t *md, const qmat_t *m, const qseg_t *g, int row, int r, int b, float v, float *y) {
+    int nb = m->cols / QK;
+    if (g->min) {
+        const float *mn = g->min + (size_t)row * nb, *xs = md->xs + (size_t)b * nb;
+        float offset = 0.f;
+#pragma omp simd reduction(+ : offset)
+        for (int j = 0; j < nb; j++) offset += mn[j] * xs[j];
+        v += offset;
+    }
+    y[(size_t)b * m->rows + r] = m->bias ? v + m->bias[r] : v;
+}
+
+// The rows of one segment (matrix rows row0 ..) against all B requests, in tiles of TILE requests
+// and then one at a time. Work-shared without a closing barrier: segments write disjoint rows, and
+// `matvec` waits once at its end.
+#define SEGMENT_ROWS(NAME, DOT1, DOTS, BYTES)                                                            \
+    static void NAME(const model_t *md, const qmat_t *m, const qseg_t *g, int row0, int B, float *y) { \
+        int nb = m->cols / QK;                                                                          \
+        _Pragma("omp for schedule(static) nowait")                                                    \
+        for (int row = 0; row < g->rows; row++) {                                                      \
+            const uint8_t *c = g->codes + (size_t)row * nb * BYTES;                                     \
+            const float *sc = g->scale + (size_t)row * nb;                                              \
+            int b0 = 0;                                                                                 \
+            for (; b0 + TILE <= B; b0 += TILE) {                                                        \
+                float out[TILE];                                                                        \
+                DOTS(c, sc, nb, md->xq + (size_t)b0 * m->cols, md->xd + (size_t)b0 * nb, m->cols, out);  \
+                for (int b = 0; b < TILE; b++) put(md, m, g, row, row0 + row, b0 + b, out[b], y);      \
+            }                                                                                           \
+            for (; b0 < B; b0++)                                                                        \
+                put(md, m, g, row, row0 + row, b0,                                                      \
+                    DOT1(c, sc, nb, md->xq + (size_t)b0 * m->cols, md->xd + (size_t)b0 * nb), y);       \
+        }                                                                                               \
+    }
+SEGMENT_ROWS(segment_rows_q4, row_dot1_q4, row_dots_q4, 16)
+SEGMENT_ROWS(segment_rows_q8, row_dot1_q8, row_dots_q8, 32)
+SEGMENT_ROWS(segment_rows_i16, row_dot1_i16, row_dots_i16, 64)
 
 // y[B, rows] = x[B, cols] @ W.T (+ bias) for activations already quantized into md->xq, inside a
 // parallel region. Every step that produces a matrix input quantizes it on the way out, so that
 // each stage costs one barrier.
 static void matvec(const model_t *md, const qmat_t *m, int B, float *y) {
-#pragma omp for schedule(static)
-    for (int r = 0; r < m->rows; r++) {
-        int b0 = 0;
-        float out[TILE];
-        for (; b0 + TILE <= B; b0 += TILE) {
-            row_dots(md, m, r, b0, TILE, out);
-            for (int b = 0; b < TILE; b++) y[(size_t)(b0 + b) * m->rows + r] = out[b];
-        }
-        for (; b0 < B; b0++) {
-            row_dots(md, m, r, b0, 1, out);
-            y[(size_t)b0 * m->rows + r] = out[0];
-        }
+    int row0 = 0;
+    for (int s = 0; s < m->nseg; s++) {
+        const qseg_t *g = &m->seg[s];
+        if (g->type == U4)
+            segment_rows_q4(md, m, g, row0, B, y);
+        else if (g->type == I8)
+            segment_rows_q8(md, m, g, row0, B, y);
+        else
+            segment_rows_i16(md, m, g, row0, B, y);
+        row0 += g->rows;
     }
+#pragma omp barrier
 }
 
 static inline float rms_scale(const float *x, int n, float eps) {
@@ -283,9 +292,8 @@ static void add_norm(const model_t *md, int B, const float *add, const float *ad
 }
 
 // KV cache entries: float32, or bfloat16 (rounded to nearest even, as torch casts).
-static inline float kv_load(const void *cache, int bf16, int64_t i) {
-    if (!bf16) return ((const float *)cache)[i];
-    uint32_t u = (uint32_t)((const uint16_t *)cache)[i] << 16;
+static inline float bf16_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
@@ -339,12 +347,18 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
         const float *q = md->qkv + (size_t)b * row + h * D;
         const int *table = block_tables + (size_t)b * bt_stride;
         float *sc = md->scores + (size_t)bh * md->max_len, mx = -INFINITY;
-        int bf16 = md->kv_bf16;
         for (int t = first; t < n; t++) {
             int64_t k = (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
             float dot = 0.f;
+            if (md->kv_bf16) {
+                const uint16_t *kb = (const uint16_t *)L->k_cache + k;
 #pragma omp simd reduction(+ : dot)
-            for (int i = 0; i < D; i++) dot += q[i] * kv_load(L->k_cache, bf16, k + i);
+                for (int i = 0; i < D; i++) dot += q[i] * bf16_float(kb[i]);
+            } else {
+                const float *kf = (const float *)L->k_cache + k;
+#pragma omp simd reduction(+ : dot)
+                for (int i = 0; i < D; i++) dot += q[i] * kf[i];
+            }
             sc[t] = dot * md->scale;
             mx = fmaxf(mx, sc[t]);
         }
@@ -355,7 +369,13 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
         for (int t = first; t < n; t++) {
             int64_t v = (((int64_t)table[t / P] * P + t % P) * Hk + kh) * D;
             float p = sc[t] / sum;
-            for (int i = 0; i < D; i++) out[i] += p * kv_load(L->v_cache, bf16, v + i);
+            if (md->kv_bf16) {
+                const uint16_t *vb = (const uint16_t *)L->v_cache + v;
+                for (int i = 0; i < D; i++) out[i] += p * bf16_float(vb[i]);
+            } else {
+                const float *vf = (const float *)L->v_cache + v;
+                for (int i = 0; i < D; i++) out[i] += p * vf[i];
+            }
         }
         if (D % QK == 0) {  // this head's blocks of the output projection's input
             int16_t *xq = md->xq + (size_t)b * cols + h * D;
