@@ -26,7 +26,6 @@ class DecodePlan:
     """
 
     longest: int
-    batch: int
     pages: slice | torch.Tensor
     lengths: torch.Tensor  # [B, 1] int64
     allowed: torch.Tensor | None
@@ -45,7 +44,7 @@ class DecodePlan:
         allowed = None
         if min(seq_lens) < longest:
             allowed = (torch.arange(longest, device=device) < lengths)[:, None, None, :]
-        return cls(longest, len(seq_lens), pages, lengths, allowed)
+        return cls(longest, pages, lengths, allowed)
 
     @classmethod
     def of(cls, seq_lens: torch.Tensor, block_tables: torch.Tensor, page_size: int) -> DecodePlan:
@@ -65,7 +64,7 @@ class DecodePlan:
     def gather(self, cache: torch.Tensor, scale, dtype) -> torch.Tensor:
         """`[B, Hk, longest, D]` keys or values of one layer in `dtype`."""
         pages = cache[self.pages] if isinstance(self.pages, slice) else cache.index_select(0, self.pages)
-        x = pages.view(self.batch, -1, *cache.shape[2:])[:, : self.longest].transpose(1, 2)
+        x = pages.view(self.lengths.shape[0], -1, *cache.shape[2:])[:, : self.longest].transpose(1, 2)
         return _to_dtype(x, scale, dtype)
 
 

@@ -18,14 +18,13 @@ GROUP = 32
 class Int4Weight:
     packed: torch.Tensor  # the codes in the CPU kernel's layout
     scales_zeros: torch.Tensor  # [in / 32, out, 2] bfloat16
-    shape: tuple[int, int]
 
     @classmethod
     def pack(cls, codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> Int4Weight:
         """`codes [out, in]` in 0..15 and per-group `scale`, `zero` `[out, in / 32]`."""
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.to(torch.int32), 1)
         scales_zeros = torch.stack([scale.T, zero.T], dim=-1).to(torch.bfloat16).contiguous()
-        return cls(packed, scales_zeros, tuple(codes.shape))
+        return cls(packed, scales_zeros)
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """`x [M, in]` (any float dtype) -> `x @ W.T` `[M, out]` in bfloat16."""

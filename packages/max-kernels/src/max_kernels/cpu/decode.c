@@ -261,6 +261,7 @@ static void matvec(const model_t *md, const qmat_t *m, int B, float *y) {
 #pragma omp barrier
 }
 
+// 1 / sqrt(mean(x^2) + eps), the sum taken in double.
 static inline float rms_scale(const float *x, int n, float eps) {
     double ss = 0.0;
 #pragma omp simd reduction(+ : ss)
@@ -281,10 +282,7 @@ static void add_norm(const model_t *md, int B, const float *add, const float *ad
             float r = add_w ? rms_scale(a, n, md->eps) : 1.f;
             for (int i = 0; i < n; i++) x[i] += add_w ? a[i] * r * add_w[i] : a[i];
         }
-        double ss = 0.0;
-#pragma omp simd reduction(+ : ss)
-        for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-        float r = 1.f / sqrtf((float)(ss / n) + md->eps);
+        float r = rms_scale(x, n, md->eps);
         float *y = out ? out + (size_t)b * n : md->x + (size_t)b * n;
         for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
         if (!out) quantize_row(y, n, XQ(md, b, n));
@@ -325,9 +323,7 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
             float *v = qkv + h * D;
             const float *w = h < Hq ? L->q_norm : L->k_norm;
             if (w) {
-                float ss = 0.f;
-                for (int i = 0; i < D; i++) ss += v[i] * v[i];
-                float r = 1.f / sqrtf(ss / D + md->eps);
+                float r = rms_scale(v, D, md->eps);
                 for (int i = 0; i < D; i++) v[i] = v[i] * r * w[i];
             }
             for (int i = 0; i < half; i++) {

@@ -35,20 +35,20 @@ class LMHead(Linear):
         super().__init__(hidden_size, vocab_size)
         self.softcap = softcap
         self.exact_weight: nn.Parameter | None = None
-        self.exact_top = 0
+        self.exact_top = 16
 
     def tie(self, embedding: VocabEmbedding) -> None:
         """Share the embedding table (tied word embeddings)."""
         self.weight = embedding.weight
         self.qweights = ()
 
-    def refine(self, logits: torch.Tensor, hidden: torch.Tensor, top: int = 16) -> torch.Tensor:
-        """Recompute the `top` largest of each row of approximate `logits [B, V]` from the float table, in
-        place; a head holding only packed blocks has no other table and returns `logits` as they are."""
+    def refine(self, logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Recompute the `exact_top` largest of each row of approximate `logits [B, V]` from the float table,
+        in place; a head holding only packed blocks has no other table and returns `logits` as they are."""
         table = self.exact_weight if self.exact_weight is not None else self.weight
         if table is None:
             return logits
-        index = logits.topk(self.exact_top or top, dim=-1).indices  # [B, k]
+        index = logits.topk(self.exact_top, dim=-1).indices  # [B, k]
         rows = table[index]  # [B, k, H]
         return logits.scatter_(-1, index, torch.einsum("bh,bkh->bk", hidden.float(), rows.float()))
 
