@@ -4,11 +4,11 @@ Each measurement runs in a fresh worker process (so load time and cold start are
 engines alternate run by run. Printed: load time, cold start to first token, TTFT, batch-1 decode
 tok/s, and total tok/s for a batch of prompts, with our ratio to each peer.
 
-    uv run --with accelerate --with llama-cpp-python==0.3.36 python tools/bench_generate.py
-    uv run --with accelerate python tools/bench_generate.py --peers ours,hf --smoke   # quick, no llama.cpp
+    uv run --group bench python tools/bench_generate.py
+    uv run --group bench python tools/bench_generate.py --peers ours,hf --smoke   # quick, no llama.cpp
 
-llama-cpp-python and accelerate (which transformers needs to load a GGUF file) are not project
-dependencies; `--with` adds them for this run.
+The peers come from the workspace's optional `bench` dependency group: llama-cpp-python (built from
+source on first install, ~5 minutes) and accelerate (which transformers needs to load a GGUF file).
 """
 
 from __future__ import annotations
@@ -248,13 +248,13 @@ def main() -> None:
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
-            print("llama-cpp-python is not installed; run with `uv run --with llama-cpp-python==0.3.36 ...`", file=sys.stderr)
+            print("llama-cpp-python is not installed; run with `uv run --group bench ...`", file=sys.stderr)
             peers.remove("llamacpp")
     if "hf" in peers:
         try:
             import accelerate  # noqa: F401
         except ImportError:
-            print("accelerate is not installed (transformers needs it for GGUF); run with `uv run --with accelerate ...`", file=sys.stderr)
+            print("accelerate is not installed (transformers needs it for GGUF); run with `uv run --group bench ...`", file=sys.stderr)
             peers.remove("hf")
     if not args.smoke:  # one unmeasured run each, so every engine starts from cached bytecode
         for w in peers:
