@@ -37,7 +37,7 @@ def test_native_decode_logits_match_transformers(qtype, tie, overrides, tmp_path
     assert llm.runner.native is not None
     seen = []  # the logits each step samples from
     sample = Sampler.__call__
-    monkeypatch.setattr(Sampler, "__call__", lambda self, logits, seqs: seen.append(logits.clone()) or sample(self, logits, seqs))
+    monkeypatch.setattr(Sampler, "__call__", lambda self, logits, seqs, **kw: seen.append(logits.clone()) or sample(self, logits, seqs, **kw))
     prompt = [5, 17, 42, 9, 100, 3, 77]
     out = llm.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=5, ignore_eos=True))[0]
     assert len(seen) == 5

@@ -149,6 +149,11 @@ class RuntimeConfig(BaseModel):
     def _batch_fits_input_tokens(self) -> "RuntimeConfig":
         if self.max_num_steps == 0:
             raise ValueError("--max-num-steps must be -1 (auto) or at least 1, got 0")
+        if self.enable_overlap_scheduler and self.max_num_steps == 1:
+            raise ValueError(
+                "--enable-overlap-scheduler pipelines the steps of a multi-step round; "
+                "give --max-num-steps above 1 or -1 (auto)"
+            )
         if self.max_batch_size is not None and self.max_batch_size > self.max_batch_input_tokens:
             raise ValueError(
                 f"--max-batch-size {self.max_batch_size} is above --max-batch-input-tokens "

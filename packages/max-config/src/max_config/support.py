@@ -31,7 +31,7 @@ NOT_SUPPORTED_YET: frozenset[str] = frozenset(
         "vision_config_overrides", "max_vision_cache_entries", "pool_embeddings",
         # Parallelism, disaggregation and device graphs.
         "data_parallel_degree", "ep_size", "ep_use_allreduce", "use_vendor_ccl", "pipeline_role",
-        "device_graph_capture", "debug_verify_replay", "enable_overlap_scheduler", "execute_empty_batches",
+        "device_graph_capture", "debug_verify_replay", "execute_empty_batches",
         # Profiling and serving-process plumbing.
         "gpu_profiling", "zmq_endpoint_base", "decode_stall_timeout_s", "prefer_module_v3",
         # The TTS scheduler.

@@ -28,6 +28,7 @@ class EngineParts:
     eos_token_ids: frozenset[int]
     enable_echo: bool
     max_num_steps: int = 1
+    overlap: bool = False
 
 
 def eos_token_ids(generation_config: dict, tokenizer) -> frozenset[int]:
@@ -108,5 +109,6 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         max_length=plan.max_length,
         eos_token_ids=eos_token_ids(files.generation_config, tokenizer),
         enable_echo=config.model.enable_echo,
-        max_num_steps=resolve_num_steps(runtime.max_num_steps, device),
+        max_num_steps=resolve_num_steps(runtime.max_num_steps, device, runtime.enable_overlap_scheduler),
+        overlap=runtime.enable_overlap_scheduler,
     )

@@ -13,6 +13,7 @@ from max_config import ConfigError, PipelineConfig, SamplingParams
 from max_kvcache import KVCacheStats
 from max_pipelines.engine.builder import EngineParts, build_engine
 from max_pipelines.engine.multistep import burst_length, next_decode_batch
+from max_pipelines.engine.overlap import can_overlap, run_overlapped
 from max_pipelines.engine.outputs import RequestOutput, StreamDelta
 from max_pipelines.engine.request_state import RequestState
 from max_pipelines.engine.sequence import Sequence
@@ -44,6 +45,7 @@ class LLM:
         self.eos_token_ids = parts.eos_token_ids
         self.echo = parts.enable_echo
         self.max_num_steps = parts.max_num_steps
+        self.overlap = parts.overlap
         self._states: dict[Sequence, RequestState] = {}
         # Flushes the KV connector (write-through tiers) on `close`, garbage collection or exit.
         self._closer = weakref.finalize(self, self.kv_manager.close)
@@ -102,23 +104,28 @@ class LLM:
     # ---- the loop -------------------------------------------------------------------------------
 
     def step(self) -> None:
-        """Run one scheduled batch (for several decode steps with `--max-num-steps`, see `multistep`)
-        and hand each sampled token to its request's output state."""
+        """Run one scheduled batch (for several decode steps with `--max-num-steps`, see `multistep`,
+        pipelined with `--enable-overlap-scheduler`, see `overlap`) and hand each sampled token to its
+        request's output state."""
         batch = self.scheduler.schedule()
         if not batch.seqs:
             raise RuntimeError(
                 "the KV cache cannot hold even one waiting request: raise --device-memory-utilization "
                 "or lower --max-length"
             )
-        for i in range(burst_length(self.scheduler, batch, self.max_num_steps)):
+        steps = burst_length(self.scheduler, batch, self.max_num_steps)
+        if self.overlap and steps > 1 and can_overlap(batch):
+            run_overlapped(self.runner, batch, steps, self._apply)
+            return
+        for i in range(steps):
             if i:
                 batch = next_decode_batch(batch)
                 if not batch.seqs:
                     break
-            self._run(batch)
+            self._apply(batch, self.runner.run(batch))
 
-    def _run(self, batch) -> None:
-        sampled = self.runner.run(batch)
+    def _apply(self, batch, sampled: dict[Sequence, int]) -> None:
+        """Append a step's sampled tokens, check stops, and hand each token to its request's state."""
         now = time.perf_counter()
         self.scheduler.update(batch, sampled)
         for seq, token in sampled.items():

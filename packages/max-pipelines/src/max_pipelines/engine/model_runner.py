@@ -15,6 +15,35 @@ from max_pipelines.engine.sequence import Sequence
 from max_pipelines.forward_context import AttentionMetadata, ForwardContext
 
 
+class HostCopy:
+    """A device tensor's copy on the host, started at once (pinned, asynchronous on a GPU); `tolist`
+    waits for that copy alone, not for work queued after it."""
+
+    def __init__(self, tokens: torch.Tensor):
+        self.event = None
+        if tokens.device.type == "cuda":
+            self.host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
+            self.host.copy_(tokens, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.host = tokens
+
+    def tolist(self) -> list[int]:
+        if self.event is not None:
+            self.event.synchronize()
+        return self.host.tolist()
+
+
+@dataclass
+class DecodeLaunch:
+    """A decode step in flight: its requests and their sampled tokens (device, and host once copied)."""
+
+    seqs: list[Sequence]
+    tokens: torch.Tensor
+    host: HostCopy
+
+
 @dataclass
 class BatchInputs:
     input_ids: torch.Tensor  # [T]
@@ -40,16 +69,23 @@ class ModelRunner:
         self.threads = threads  # CPU only
         self.native: NativeDecoder | None = None  # CPU decode steps through the native library
 
-    def prepare(self, batch: ScheduledBatch, native: bool = False) -> BatchInputs:
+    def prepare(
+        self, batch: ScheduledBatch, native: bool = False, lag: int = 0, input_ids: torch.Tensor | None = None
+    ) -> BatchInputs:
         """Flat inputs of `batch`, built from host lists with one tensor per field. A CPU decode-only
-        step that the PyTorch attention runs also gets its DecodePlan (`native`: the library runs it)."""
+        step that the PyTorch attention runs also gets its DecodePlan (`native`: the library runs it).
+
+        `lag`: steps launched for these requests whose tokens the host has not appended yet; their
+        positions start that much later and `input_ids` (on the device) holds the tokens to feed.
+        """
         P = self.page_size
         ids, pos, slots, cu, seq_lens, block_ids = [], [], [], [0], [], []
         for seq, n in zip(batch.seqs, batch.num_new_tokens):
-            start = seq.num_computed_tokens
+            start = seq.num_computed_tokens + lag
             blocks = self.kv.block_ids(seq)
             block_ids.append(blocks)
-            ids += seq.all_token_ids[start : start + n]
+            if input_ids is None:
+                ids += seq.all_token_ids[start : start + n]
             pos += range(start, start + n)
             slots += [blocks[p // P] * P + p % P for p in range(start, start + n)]
             cu.append(cu[-1] + n)
@@ -71,7 +107,7 @@ class ModelRunner:
             decode_plan=plan,
         )
         return BatchInputs(
-            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
+            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev) if input_ids is None else input_ids,
             positions=torch.tensor(pos, dtype=torch.int64, device=dev),
             attention=attention,
             last_index=[c - 1 for c in cu[1:]],
@@ -79,17 +115,41 @@ class ModelRunner:
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch) -> dict[Sequence, int]:
+        """One step, synchronously: the sampled token of each request that reached its last token."""
+        seqs, tokens = self._threaded(self._step, batch)
+        if not seqs:
+            return {}
+        token_ids = tokens.tolist()
+        self.sampler.record(seqs, token_ids)
+        return dict(zip(seqs, token_ids))
+
+    @torch.inference_mode()
+    def launch_decode(self, seqs: list[Sequence], input_ids: torch.Tensor | None, lag: int) -> DecodeLaunch:
+        """Queue one decode step of `seqs` without waiting for its tokens (the overlap scheduler).
+
+        `input_ids` (device) are the tokens sampled by the step still in flight, `lag` = 1, or None
+        with `lag` = 0 when the host holds every token. The requests must not use penalties or logprobs
+        (they need the tokens on the host); their seeded draws are keyed one token later by `lag`.
+        """
+        batch = ScheduledBatch(seqs=list(seqs), num_new_tokens=[1] * len(seqs))
+        _, tokens = self._threaded(self._step, batch, lag, input_ids)
+        return DecodeLaunch(batch.seqs, tokens, HostCopy(tokens))
+
+    def _threaded(self, fn, *args):
         if self.threads is None:
-            return self._run(batch)
-        self.threads.enter(sum(batch.num_new_tokens))
+            return fn(*args)
+        self.threads.enter(sum(args[0].num_new_tokens))
         try:
-            return self._run(batch)
+            return fn(*args)
         finally:
             self.threads.leave()
 
-    def _run(self, batch: ScheduledBatch) -> dict[Sequence, int]:
+    def _step(
+        self, batch: ScheduledBatch, lag: int = 0, input_ids: torch.Tensor | None = None
+    ) -> tuple[list[Sequence], torch.Tensor | None]:
+        """Forward and sample; returns the sampling requests and their tokens, still on the device."""
         native = self.native is not None and max(batch.num_new_tokens) == 1 and len(batch) <= self.native.max_batch
-        inputs = self.prepare(batch, native)
+        inputs = self.prepare(batch, native, lag, input_ids)
         md = inputs.attention
         if native:
             hidden = self.native.hidden(inputs.input_ids, md)
@@ -98,7 +158,7 @@ class ModelRunner:
         self._record_prompt_logprobs(batch, inputs, hidden)
         rows = [i for i in range(len(batch)) if batch.samples(i)]
         if not rows:
-            return {}
+            return [], None
         seqs = [batch.seqs[i] for i in rows]
         index = torch.tensor([inputs.last_index[i] for i in rows], device=self.device)
         if self.threads is not None:
@@ -109,9 +169,7 @@ class ModelRunner:
             logits = self.model.compute_logits(hidden[index])
         if self.sampler is None:
             self.sampler = Sampler(logits.shape[1], self.device)
-        token_ids = self.sampler(logits, seqs).tolist()
-        self.sampler.record(seqs, token_ids)
-        return dict(zip(seqs, token_ids))
+        return seqs, self.sampler(logits, seqs, offset=lag)
 
     def _record_prompt_logprobs(self, batch: ScheduledBatch, inputs: BatchInputs, hidden: torch.Tensor) -> None:
         """For echo: log p(prompt[j + 1] | prompt[: j + 1]) for every prompt position computed this step."""

@@ -17,11 +17,12 @@ from max_pipelines.engine.scheduler import Scheduler, ScheduledBatch
 GPU_DEFAULT_STEPS = 10
 
 
-def resolve_num_steps(setting: int, device: torch.device) -> int:
-    """`--max-num-steps`: -1 (auto) is 1 on the CPU and 10 on a GPU; other values as given."""
+def resolve_num_steps(setting: int, device: torch.device, overlap: bool = False) -> int:
+    """`--max-num-steps`: -1 (auto) is 1 on the CPU and 10 on a GPU or with the overlap scheduler
+    (which pipelines a round's steps); other values as given."""
     if setting != -1:
         return setting
-    return 1 if device.type == "cpu" else GPU_DEFAULT_STEPS
+    return 1 if device.type == "cpu" and not overlap else GPU_DEFAULT_STEPS
 
 
 def burst_length(scheduler: Scheduler, batch: ScheduledBatch, max_steps: int) -> int:

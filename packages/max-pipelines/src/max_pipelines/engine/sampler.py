@@ -31,7 +31,8 @@ class Sampler:
         self.device = device
         self._pending: PendingLogprobs | None = None
 
-    def __call__(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+    def __call__(self, logits: torch.Tensor, seqs: list[Sequence], offset: int = 0) -> torch.Tensor:
+        """`offset`: tokens already sampled for these requests but not yet appended on the host."""
         self._pending = PendingLogprobs.of(logits, seqs)
         logits = self._apply_penalties(logits, seqs)
         logits = self._mask_min_tokens(logits, seqs)
@@ -46,7 +47,7 @@ class Sampler:
             torch.tensor([p.top_p for p in params], dtype=torch.float32, device=dev),
             torch.tensor([p.min_p for p in params], dtype=torch.float32, device=dev),
             torch.tensor([s.seed for s in seqs], dtype=torch.int64, device=dev),
-            torch.tensor([s.num_output_tokens for s in seqs], dtype=torch.int64, device=dev),
+            torch.tensor([s.num_output_tokens + offset for s in seqs], dtype=torch.int64, device=dev),
         )
 
     def record(self, seqs: list[Sequence], token_ids: list[int]) -> None:
