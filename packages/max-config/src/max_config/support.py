@@ -29,9 +29,9 @@ NOT_SUPPORTED_YET: frozenset[str] = frozenset(
         # Structured output, reasoning, vision and embeddings.
         "enable_structured_output", "enable_variable_logits", "reasoning_parser", "image_url",
         "vision_config_overrides", "max_vision_cache_entries", "pool_embeddings",
-        # Parallelism, disaggregation and device graphs.
+        # Parallelism, disaggregation and empty batches.
         "data_parallel_degree", "ep_size", "ep_use_allreduce", "use_vendor_ccl", "pipeline_role",
-        "device_graph_capture", "debug_verify_replay", "execute_empty_batches",
+        "execute_empty_batches",
         # Profiling and serving-process plumbing.
         "gpu_profiling", "zmq_endpoint_base", "decode_stall_timeout_s", "prefer_module_v3",
         # The TTS scheduler.

@@ -9,6 +9,7 @@ from max_kernels import set_kernel_preferences
 from max_kernels.cpu import start_build
 from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
 from max_pipelines.engine.cpu_threads import StepThreads
+from max_pipelines.engine.device_graphs import DecodeGraphs
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
 from max_pipelines.engine.multistep import resolve_num_steps
@@ -59,6 +60,11 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
     runtime = config.runtime
     set_kernel_preferences(experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas)
+    if runtime.device_graph_capture and device.type != "cuda":
+        raise ConfigError(
+            "--device-graph-capture: device graphs need a GPU (--devices gpu); drop the flag on the CPU",
+            key="device_graph_capture",
+        )
     threads = StepThreads.for_this_process() if device.type == "cpu" else None
     spec = KVCacheSpec(
         num_layers=files.num_layers,
@@ -101,6 +107,11 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     runner = ModelRunner(model, kv_cache, kv_manager, plan.page_size, device, threads)
     if device.type == "cpu":
         runner.native = native_decoder(model, kv_cache, plan.max_length, plan.max_batch_size)
+    if runtime.device_graph_capture:
+        runner.graphs = DecodeGraphs(
+            model, kv_cache, plan.max_batch_size, plan.max_length, plan.page_size, device, runtime.debug_verify_replay
+        )
+        runner.graphs.capture_all()
     return EngineParts(
         tokenizer=tokenizer,
         scheduler=scheduler,

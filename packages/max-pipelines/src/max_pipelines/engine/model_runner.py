@@ -8,6 +8,7 @@ import torch
 from max_kernels import DecodePlan
 
 from max_pipelines.engine.cpu_threads import StepThreads
+from max_pipelines.engine.device_graphs import DecodeGraphs
 from max_pipelines.engine.native_decode import NativeDecoder
 from max_pipelines.engine.sampler import Sampler
 from max_pipelines.engine.scheduler import ScheduledBatch
@@ -68,6 +69,7 @@ class ModelRunner:
         self.sampler: Sampler | None = None
         self.threads = threads  # CPU only
         self.native: NativeDecoder | None = None  # CPU decode steps through the native library
+        self.graphs: DecodeGraphs | None = None  # GPU decode steps replayed from device graphs
 
     def prepare(
         self, batch: ScheduledBatch, native: bool = False, lag: int = 0, input_ids: torch.Tensor | None = None
@@ -148,25 +150,36 @@ class ModelRunner:
         self, batch: ScheduledBatch, lag: int = 0, input_ids: torch.Tensor | None = None
     ) -> tuple[list[Sequence], torch.Tensor | None]:
         """Forward and sample; returns the sampling requests and their tokens, still on the device."""
-        native = self.native is not None and max(batch.num_new_tokens) == 1 and len(batch) <= self.native.max_batch
+        decode = max(batch.num_new_tokens) == 1
+        native = self.native is not None and decode and len(batch) <= self.native.max_batch
+        graphed = (
+            self.graphs is not None
+            and decode
+            and self.graphs.fits(len(batch))
+            and all(batch.samples(i) for i in range(len(batch)))  # no prompt token among them
+        )
         inputs = self.prepare(batch, native, lag, input_ids)
         md = inputs.attention
-        if native:
-            hidden = self.native.hidden(inputs.input_ids, md)
+        if graphed:
+            logits = self.graphs.logits(inputs.input_ids, inputs.positions, md)
+            seqs = list(batch.seqs)
         else:
-            hidden = self.model(inputs.input_ids, inputs.positions, ForwardContext(md, self.kv_cache))
-        self._record_prompt_logprobs(batch, inputs, hidden)
-        rows = [i for i in range(len(batch)) if batch.samples(i)]
-        if not rows:
-            return [], None
-        seqs = [batch.seqs[i] for i in rows]
-        index = torch.tensor([inputs.last_index[i] for i in rows], device=self.device)
-        if self.threads is not None:
-            self.threads.enter_logits()
-        if native:
-            logits = self.native.logits(hidden[index])
-        else:
-            logits = self.model.compute_logits(hidden[index])
+            if native:
+                hidden = self.native.hidden(inputs.input_ids, md)
+            else:
+                hidden = self.model(inputs.input_ids, inputs.positions, ForwardContext(md, self.kv_cache))
+            self._record_prompt_logprobs(batch, inputs, hidden)
+            rows = [i for i in range(len(batch)) if batch.samples(i)]
+            if not rows:
+                return [], None
+            seqs = [batch.seqs[i] for i in rows]
+            index = torch.tensor([inputs.last_index[i] for i in rows], device=self.device)
+            if self.threads is not None:
+                self.threads.enter_logits()
+            if native:
+                logits = self.native.logits(hidden[index])
+            else:
+                logits = self.model.compute_logits(hidden[index])
         if self.sampler is None:
             self.sampler = Sampler(logits.shape[1], self.device)
         return seqs, self.sampler(logits, seqs, offset=lag)

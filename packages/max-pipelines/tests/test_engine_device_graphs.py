@@ -1,0 +1,119 @@
+"""--device-graph-capture: decode steps through static, padded graph inputs. No GPU here, so the
+graphs are replayed by calling the captured step again; what is checked is what the engine feeds
+them (padding rows, static block tables, sizes) against transformers' greedy tokens."""
+
+import pytest
+import torch
+from fixtures.tiny_llm import PROMPTS, hf_greedy, make_llm, save_tiny
+
+from max_config import ConfigError, PipelineConfig, SamplingParams
+from max_pipelines import LLM
+from max_pipelines.engine.device_graphs import DecodeGraphs, capture_sizes
+
+NEW = 10
+LIMITS = (NEW, 4, NEW, 7)  # requests leave the batch at different steps, so smaller graphs run padded
+
+
+class EagerReplay:
+    """A captured step replayed by running it again into the captured output."""
+
+    def __init__(self, step, out):
+        self.step, self.out = step, out
+        self.replays = 0
+
+    def replay(self):
+        self.out.copy_(self.step())
+        self.replays += 1
+
+
+def eager_capture(step):
+    out = step()
+    return EagerReplay(step, out), out
+
+
+class StaleReplay(EagerReplay):
+    """A broken graph: replays leave the output of capture time."""
+
+    def replay(self):
+        self.replays += 1
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("llama_graphs")
+    model = save_tiny(path, "llama")
+    prompts = PROMPTS + [[3, 1, 4, 1, 5, 9, 2, 6]]
+    return path, prompts, [hf_greedy(model, p, n) for p, n in zip(prompts, LIMITS)]
+
+
+def with_graphs(path, capture=eager_capture, verify=False, max_batch=8):
+    llm = make_llm(path, kv_cache_page_size=4)
+    runner = llm.runner
+    runner.graphs = DecodeGraphs(
+        runner.model, runner.kv_cache, max_batch, llm.max_length, runner.page_size, runner.device, verify, capture
+    )
+    runner.graphs.capture_all()
+    return llm
+
+
+def test_capture_sizes():
+    assert capture_sizes(1) == [1]
+    assert capture_sizes(6) == [1, 2, 4, 6]
+    assert capture_sizes(40) == [1, 2, 4, 8, 16, 32, 40]
+    assert capture_sizes(1000)[-3:] == [224, 240, 256]
+
+
+def test_replayed_decode_steps_match_transformers(tiny):
+    path, prompts, ref = tiny
+    llm = with_graphs(path, verify=True)
+    params = [SamplingParams(temperature=0.0, max_new_tokens=n, ignore_eos=True) for n in LIMITS]
+    outs = llm.generate(prompts, params)
+    assert [o.token_ids for o in outs] == ref
+    replays = {n: g.replays for n, (g, _) in llm.runner.graphs._graphs.items()}
+    assert replays[4] > 0 and replays[2] > 0  # 4 requests, then 3 (padded to 4), then 2
+    assert sum(replays.values()) >= NEW - 2
+
+
+def test_padding_rows_write_no_kv(tiny):
+    """Four requests fill the graph of 4; one finishes; the next step pads row 3, which held its slot."""
+    path, prompts, _ = tiny
+    llm = with_graphs(path)
+    graphs, cache = llm.runner.graphs, llm.runner.kv_cache
+    seqs = [
+        llm.add_request(p, SamplingParams(temperature=0.0, max_new_tokens=n, ignore_eos=True))
+        for p, n in zip(prompts, (4, 4, 4, 2))
+    ]
+    llm.step()  # prefill (eager)
+    llm.step()  # 4 decode requests; the last one finishes
+    assert seqs[3].is_finished and not seqs[0].is_finished
+    before = [t.clone() for t in cache.layer_kv(0)]
+    llm.step()  # 3 decode requests on the graph of 4
+    changed = {int(i) for t0, t1 in zip(before, cache.layer_kv(0)) for i in (t0 != t1).flatten(1).any(1).nonzero()}
+    owned = {b for s in seqs[:3] for b in llm.kv_manager.block_ids(s)}
+    assert changed and changed <= owned
+    assert graphs.slot_mapping[3].item() == -1
+
+
+def test_verify_replay_catches_a_broken_graph(tiny):
+    path, prompts, _ = tiny
+    llm = with_graphs(path, capture=lambda step: (StaleReplay(step, step()), step()), verify=True)
+    with pytest.raises(RuntimeError, match="--debug-verify-replay: the device graph for batch size 2"):
+        llm.generate(prompts[:2], SamplingParams(temperature=0.0, max_new_tokens=4, ignore_eos=True))
+
+
+def test_flags(tiny):
+    path, _, _ = tiny
+    with pytest.raises(ConfigError, match="--debug-verify-replay checks device graphs; add --device-graph-capture"):
+        PipelineConfig.from_flat(model_path=str(path), debug_verify_replay=True)
+    with pytest.raises(ConfigError, match="^--device-graph-capture: device graphs need a GPU"):
+        make_llm(path, device_graph_capture=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_graphs_match_eager(tiny):
+    path, prompts, _ = tiny
+    params = SamplingParams(temperature=0.0, max_new_tokens=NEW, ignore_eos=True)
+    eager = LLM(model=str(path), devices="gpu", max_length=256).generate(prompts, params)
+    graphed = LLM(model=str(path), devices="gpu", max_length=256, device_graph_capture=True, debug_verify_replay=True)
+    graphed = graphed.generate(prompts, params)
+    assert [o.token_ids for o in graphed] == [o.token_ids for o in eager]

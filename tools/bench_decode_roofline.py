@@ -1,0 +1,191 @@
+"""Decode against the memory-bandwidth roofline: a Llama-8B-shaped model with random bf16 weights.
+
+A batch-1 decode step reads every weight once, so its ceiling is the copy bandwidth over the weight
+bytes per token (all weights but the embedding table, of which one row is read). For each engine
+mode the benchmark prints batch-1 decode tok/s, the achieved GB/s (weight bytes per token x tok/s)
+and its share of the measured device-to-device copy bandwidth, then the total tok/s of a batch of
+64 prompts. The model folder (config, byte-level tokenizer, random weights) is written once to
+`--workdir` (default: /dev/shm, else the temporary directory) and reused.
+
+    uv run python tools/bench_decode_roofline.py                       # Llama-8B shape, on the GPU
+    uv run python tools/bench_decode_roofline.py --modes graphs,graphs+overlap
+    uv run python tools/bench_decode_roofline.py --smoke               # tiny shape, any device (tests/ runs it)
+
+Modes: eager (one step per round), multistep (--max-num-steps 10), overlap
+(--enable-overlap-scheduler), graphs (--device-graph-capture), graphs+multistep, graphs+overlap,
+graphs+blas (--use-vendor-blas). Modes with graphs need a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerFast
+
+SHAPES = {
+    "llama-8b": dict(
+        vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0,
+    ),
+    "tiny": dict(
+        vocab_size=258, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, rope_theta=10000.0,
+    ),
+}
+
+MODES = {
+    "eager": dict(max_num_steps=1),
+    "multistep": dict(max_num_steps=10),
+    "overlap": dict(enable_overlap_scheduler=True),
+    "graphs": dict(device_graph_capture=True, max_num_steps=1),
+    "graphs+multistep": dict(device_graph_capture=True, max_num_steps=10),
+    "graphs+overlap": dict(device_graph_capture=True, enable_overlap_scheduler=True),
+    "graphs+blas": dict(device_graph_capture=True, enable_overlap_scheduler=True, use_vendor_blas=True),
+}
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    """One token per byte (ids 2..257) after `<s>` = 0 and `</s>` = 1."""
+    vocab = {"<s>": 0, "</s>": 1} | {c: i + 2 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+
+
+def layer_shapes(c: dict) -> dict[str, tuple[int, ...]]:
+    h, i, d = c["hidden_size"], c["intermediate_size"], c["hidden_size"] // c["num_attention_heads"]
+    kv = c["num_key_value_heads"] * d
+    return {
+        "self_attn.q_proj.weight": (h, h), "self_attn.k_proj.weight": (kv, h), "self_attn.v_proj.weight": (kv, h),
+        "self_attn.o_proj.weight": (h, h), "mlp.gate_proj.weight": (i, h), "mlp.up_proj.weight": (i, h),
+        "mlp.down_proj.weight": (h, i), "input_layernorm.weight": (h,), "post_attention_layernorm.weight": (h,),
+    }
+
+
+def write_model(path: Path, shape: str, device: torch.device) -> Path:
+    """Config, tokenizer and random bf16 weights (one file per layer), unless `path` holds them already."""
+    c = SHAPES[shape]
+    if (path / "done").exists():
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    config = dict(
+        c, architectures=["LlamaForCausalLM"], model_type="llama", hidden_act="silu", rms_norm_eps=1e-5,
+        torch_dtype="bfloat16", tie_word_embeddings=False, bos_token_id=0, eos_token_id=1,
+    )
+    (path / "config.json").write_text(json.dumps(config, indent=2))
+    byte_tokenizer().save_pretrained(path)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def rand(*size: int) -> torch.Tensor:
+        if len(size) == 1:
+            return torch.ones(size, dtype=torch.bfloat16)
+        return (torch.randn(size, generator=gen, device=device, dtype=torch.bfloat16) * 0.02).cpu()
+
+    h, v = c["hidden_size"], c["vocab_size"]
+    save_file({"model.embed_tokens.weight": rand(v, h)}, path / "model-embed.safetensors")
+    for layer in tqdm(range(c["num_hidden_layers"]), desc="Writing random weights", unit="layer", disable=None):
+        tensors = {f"model.layers.{layer}.{name}": rand(*size) for name, size in layer_shapes(c).items()}
+        save_file(tensors, path / f"model-layer{layer:03d}.safetensors")
+    save_file({"model.norm.weight": rand(h), "lm_head.weight": rand(v, h)}, path / "model-head.safetensors")
+    (path / "done").write_text("")
+    return path
+
+
+def weight_bytes_per_token(model) -> int:
+    """Bytes of every weight a decode step reads: all parameters but the embedding table."""
+    embed = model.model.embed_tokens.weight
+    return sum(p.numel() * p.element_size() for p in model.parameters() if p is not embed)
+
+
+def copy_bandwidth(device: torch.device) -> float:
+    """Copy bandwidth in GB/s (bytes read + written) of a 1 GiB (CPU: 256 MiB) buffer."""
+    if device.type == "cuda":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_kernels import copy_bandwidth as device_copy_bandwidth
+
+        return device_copy_bandwidth(device)
+    src = torch.empty(1 << 28, dtype=torch.uint8)
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    return 2 * src.numel() / min(times) / 1e9
+
+
+def measure(path: Path, device: str, mode: str, new_tokens: int, batch: int, max_length: int) -> dict:
+    from max_config import SamplingParams
+    from max_pipelines import LLM
+
+    llm = LLM(model=str(path), devices=device, max_length=max_length, max_batch_size=max(batch, 1), **MODES[mode])
+    params = SamplingParams(temperature=0.0, max_new_tokens=new_tokens, ignore_eos=True)
+    prompt = list(range(2, 18))
+    llm.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=8, ignore_eos=True))  # warm-up
+    rates = []
+    for _ in range(3):
+        m = llm.generate([prompt], params)[0].metrics
+        rates.append((new_tokens - 1) / (m.finish_time - m.first_token_time))
+    prompts = [[2 + (i * 7 + j) % 250 for j in range(16)] for i in range(batch)]
+    start = time.perf_counter()
+    outs = llm.generate(prompts, params)
+    total = sum(len(o.token_ids) for o in outs) / (time.perf_counter() - start)
+    result = dict(decode=statistics.median(rates), batch_total=total, bytes=weight_bytes_per_token(llm.runner.model))
+    del llm, outs
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--shape", choices=sorted(SHAPES), default="llama-8b")
+    p.add_argument("--devices", default=None, help="gpu (default when one is present) or cpu")
+    p.add_argument("--modes", default=None, help="comma-separated modes (default: all that the device runs)")
+    p.add_argument("--new-tokens", type=int, default=128)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--workdir", default=None)
+    p.add_argument("--smoke", action="store_true", help="tiny shape, 8 tokens, batch 4")
+    args = p.parse_args()
+    if args.smoke:
+        args.shape, args.new_tokens, args.batch = "tiny", 8, 4
+    device = args.devices or ("gpu" if torch.cuda.is_available() else "cpu")
+    tdev = torch.device("cuda" if device.startswith("gpu") else "cpu")
+    modes = args.modes.split(",") if args.modes else [m for m in MODES if tdev.type == "cuda" or "graphs" not in m]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        print(f"--modes: unknown mode {unknown[0]!r}; pick from {', '.join(MODES)}", file=sys.stderr)
+        return 2
+    base = Path(args.workdir or ("/dev/shm" if Path("/dev/shm").is_dir() else tempfile.gettempdir()))
+    path = write_model(base / f"max-roofline-{args.shape}", args.shape, tdev)
+    copy_gbs = copy_bandwidth(tdev)
+    name = torch.cuda.get_device_name(tdev) if tdev.type == "cuda" else "CPU"
+    print(f"{name}: copy bandwidth {copy_gbs:.0f} GB/s; shape {args.shape}, bf16 weights, batch-1 decode of "
+          f"{args.new_tokens} tokens (median of 3), batch {args.batch} total")
+    print(f"{'mode':<18}{'tok/s (b=1)':>12}{'GB/s':>9}{'% copy':>8}{'ms/token':>10}{f'tok/s (b={args.batch})':>15}")
+    for mode in modes:
+        r = measure(path, device, mode, args.new_tokens, args.batch, max_length=64 + args.new_tokens)
+        gbs = r["bytes"] * r["decode"] / 1e9
+        print(f"{mode:<18}{r['decode']:>12.1f}{gbs:>9.1f}{100 * gbs / copy_gbs:>7.1f}%{1000 / r['decode']:>10.2f}"
+              f"{r['batch_total']:>15.1f}", flush=True)
+    print(f"weight bytes per token: {r['bytes'] / 1e9:.2f} GB; roofline {copy_gbs * 1e9 / r['bytes']:.1f} tok/s")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    raise SystemExit(main())
