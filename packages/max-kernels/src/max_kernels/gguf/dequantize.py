@@ -64,8 +64,8 @@ def _q4_k(b: torch.Tensor) -> torch.Tensor:
     sc, mn = q4_k_scales(b[:, 4:16])
     d = (d * sc.float()).view(n, 8, 1)
     dm = (dmin * mn.float()).view(n, 8, 1)
-    qs = b[:, 16:].reshape(n, 4, 1, 32) >> torch.tensor([0, 4], dtype=torch.uint8, device=b.device).view(1, 1, 2, 1)
-    q = (qs & 0x0F).reshape(n, 8, 32).float()
+    qs = b[:, 16:].reshape(n, 4, 1, 32)
+    q = (torch.cat([qs, qs >> 4], dim=2) & 0x0F).reshape(n, 8, 32).float()
     return (d * q - dm).reshape(n, 256)
 
 
@@ -74,10 +74,10 @@ def q6_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     16 values) and super-block scales `d` `[n, 1]` float32: w = d * scale * code."""
     n = b.shape[0]
     ql, qh = b[:, :128], b[:, 128:192]
-    shift4 = torch.tensor([0, 4], dtype=torch.uint8, device=b.device).view(1, 1, 2, 1)
-    shift2 = torch.tensor([0, 2, 4, 6], dtype=torch.uint8, device=b.device).view(1, 1, 4, 1)
-    low = (ql.reshape(n, 2, 1, 64) >> shift4) & 0x0F
-    high = (qh.reshape(n, 2, 1, 32) >> shift2) & 0x03
+    # Shifts by concatenation rather than a tensor of shift counts: no host-to-device copy (graph capture).
+    ql, qh = ql.reshape(n, 2, 1, 64), qh.reshape(n, 2, 1, 32)
+    low = torch.cat([ql, ql >> 4], dim=2) & 0x0F
+    high = torch.cat([qh, qh >> 2, qh >> 4, qh >> 6], dim=2) & 0x03
     q = (low.reshape(n, 8, 32) | (high.reshape(n, 8, 32) << 4)).to(torch.int8) - 32
     return q.reshape(n, 256), b[:, 192:208].contiguous().view(torch.int8), _f16(b[:, 208:210])
 

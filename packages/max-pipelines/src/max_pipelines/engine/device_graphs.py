@@ -85,6 +85,7 @@ class DecodeGraphs:
         self._graphs: dict[int, tuple[Replay, torch.Tensor]] = {}
         self._verified: set[int] = set()
 
+    @torch.inference_mode()
     def capture_all(self) -> None:
         """Capture every size, largest first (the smaller graphs reuse its memory)."""
         for n in tqdm(sorted(self.sizes, reverse=True), desc="Capturing device graphs", unit="graph", leave=False, disable=None):
