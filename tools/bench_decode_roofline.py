@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -73,6 +75,12 @@ def layer_shapes(c: dict) -> dict[str, tuple[int, ...]]:
         "self_attn.o_proj.weight": (h, h), "mlp.gate_proj.weight": (i, h), "mlp.up_proj.weight": (i, h),
         "mlp.down_proj.weight": (h, i), "input_layernorm.weight": (h,), "post_attention_layernorm.weight": (h,),
     }
+
+
+def all_shapes(c: dict) -> list[tuple[int, ...]]:
+    """Every weight's shape: embedding, layers, final norm, LM head."""
+    v, h = c["vocab_size"], c["hidden_size"]
+    return [(v, h), *list(layer_shapes(c).values()) * c["num_hidden_layers"], (h,), (v, h)]
 
 
 def write_model(path: Path, shape: str, device: torch.device) -> Path:
@@ -170,8 +178,17 @@ def main() -> int:
     if unknown:
         print(f"--modes: unknown mode {unknown[0]!r}; pick from {', '.join(MODES)}", file=sys.stderr)
         return 2
+    if tdev.type == "cpu" and args.shape != "tiny":
+        print(f"--shape {args.shape}: that is a GPU benchmark; on the CPU use --smoke or --shape tiny", file=sys.stderr)
+        return 2
     base = Path(args.workdir or ("/dev/shm" if Path("/dev/shm").is_dir() else tempfile.gettempdir()))
-    path = write_model(base / f"max-roofline-{args.shape}", args.shape, tdev)
+    path = base / f"max-roofline-{args.shape}"
+    base.mkdir(parents=True, exist_ok=True)
+    need = 2 * sum(map(math.prod, all_shapes(SHAPES[args.shape])))
+    if not (path / "done").exists() and shutil.disk_usage(base).free < 1.1 * need:
+        print(f"--workdir {base}: {need / 1e9:.1f} GB of weights do not fit there; pass another --workdir", file=sys.stderr)
+        return 2
+    write_model(path, args.shape, tdev)
     copy_gbs = copy_bandwidth(tdev)
     name = torch.cuda.get_device_name(tdev) if tdev.type == "cuda" else "CPU"
     print(f"{name}: copy bandwidth {copy_gbs:.0f} GB/s; shape {args.shape}, bf16 weights, batch-1 decode of "

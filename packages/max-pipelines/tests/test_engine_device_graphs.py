@@ -110,10 +110,11 @@ def test_flags(tiny):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_cuda_graphs_match_eager(tiny):
+@pytest.mark.parametrize("extra", [{}, {"enable_overlap_scheduler": True}, {"max_num_steps": 4}])
+def test_cuda_graphs_match_eager(tiny, extra):
     path, prompts, _ = tiny
-    params = SamplingParams(temperature=0.0, max_new_tokens=NEW, ignore_eos=True)
-    eager = LLM(model=str(path), devices="gpu", max_length=256).generate(prompts, params)
-    graphed = LLM(model=str(path), devices="gpu", max_length=256, device_graph_capture=True, debug_verify_replay=True)
-    graphed = graphed.generate(prompts, params)
-    assert [o.token_ids for o in graphed] == [o.token_ids for o in eager]
+    params = [SamplingParams(temperature=0.0, max_new_tokens=n, ignore_eos=True) for n in LIMITS]
+    eager = LLM(model=str(path), devices="gpu", max_length=256, max_num_steps=1).generate(prompts, params)
+    graphed = LLM(model=str(path), devices="gpu", max_length=256, device_graph_capture=True, debug_verify_replay=True, **extra)
+    assert graphed.runner.graphs is not None
+    assert [o.token_ids for o in graphed.generate(prompts, params)] == [o.token_ids for o in eager]

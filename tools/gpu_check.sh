@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one run, on an interpreter that already has torch, triton and
+# transformers (the workspace's packages are put on PYTHONPATH; other wheels can be installed first):
+# the GPU tests, the kernels against their twins with timings, then decode at the roofline.
+#
+#     bash tools/gpu_check.sh [roofline modes]      # e.g. graphs,graphs+overlap
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+export PYTHONPATH="$(ls -d packages/*/src | paste -sd:)${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1
+$PY - <<'PY'
+import importlib.util
+missing = [m for m in ("torch", "triton", "transformers", "safetensors", "tokenizers", "pydantic", "gguf", "click", "yaml", "jinja2", "tqdm")
+           if importlib.util.find_spec(m) is None]
+print("missing modules:", ", ".join(missing) or "none")
+import torch
+print("device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
+PY
+status=0
+$PY -m pytest -q -p no:cacheprovider packages/max-pipelines/tests/test_engine_device_graphs.py \
+    packages/max-config/tests/test_devices.py || status=1
+$PY tools/bench_kernels.py || status=1
+$PY tools/bench_decode_roofline.py ${1:+--modes "$1"} || status=1
+exit $status
