@@ -155,6 +155,6 @@ def test_lmcache_without_its_package_is_one_clear_error(llama):
     path, _ = llama
     result = _in_process(*_flags(path, "--kv-connector", "lmcache"))
     assert result.exit_code == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: --kv-connector lmcache needs the LMCache package: pip install max-kvcache[lmcache]"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: --kv-connector lmcache needs the LMCache package: pip install max-kvcache[lmcache]"]
     assert "Traceback" not in result.output and result.stdout == ""

@@ -56,7 +56,7 @@ def test_config_errors_print_one_line_and_return_2(tmp_path, capsys):
     missing = tmp_path / "no-such-model"
     assert run_generate(config_for(missing), ["Hello"], PARAMS, 0) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and len([e for e in err if e.startswith("error")]) == 1
+    assert err[-1].startswith("Error: ") and len([e for e in err if e.startswith("Error")]) == 1
 
 
 def test_logprobs_flag_prints_the_float64_log_softmax(tiny_llama, invoke):

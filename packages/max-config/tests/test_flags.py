@@ -25,7 +25,7 @@ _STR_SAMPLES = {
     "draft_devices": "cpu",
 }
 # Settings a flag needs alongside it to be valid.
-_COMPANIONS = {"num_speculative_tokens": {"speculative_method": "eagle"}}
+_COMPANIONS = {"num_speculative_tokens": {"speculative_method": "eagle"}, "debug_verify_replay": {"device_graph_capture": "1"}}
 _SKIP = {"config_file", "section_name"}  # need a real file; covered in test_sources.py
 
 

@@ -20,7 +20,7 @@ def test_defaults_pass():
         ({"pipeline_role": "decode_only"}, "--pipeline-role"),
         ({"gpu_profiling": "on"}, "--gpu-profiling"),
         ({"taylorseer": True}, "--taylorseer"),
-        ({"device_graph_capture": True}, "--device-graph-capture"),
+        ({"execute_empty_batches": True}, "--execute-empty-batches"),
         ({"draft_max_length": 5}, "--draft-max-length"),
     ],
 )

@@ -166,7 +166,7 @@ def run_generate(config: PipelineConfig, prompts: list[str], sampling_params: Sa
             kv_before = replace(llm.kv_stats)
             run = _run(llm, prompts, sampling_params, show=True)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"Error: {e}", file=sys.stderr)
         return 2
     print("\n".join(_report(llm, run, sampling_params, warm, kv_before)), file=sys.stderr, flush=True)
     return 0
