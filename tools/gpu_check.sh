@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, in one run, on an interpreter that already has torch, triton and
-# transformers (the workspace's packages are put on PYTHONPATH; other wheels can be installed first):
-# the GPU tests, the kernels against their twins with timings, then decode at the roofline.
+# transformers (the workspace's packages are put on PYTHONPATH): the GPU tests, the kernels against
+# their twins with timings, then decode at the roofline. On a machine without a network, wheels of
+# what it lacks (for example pydantic, pydantic-core, annotated-types, typing-inspection, gguf,
+# redis) can be put in .whl/ beforehand: they are installed into /tmp/site first.
 #
 #     bash tools/gpu_check.sh [roofline modes]      # e.g. graphs,graphs+overlap
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+if compgen -G ".whl/*.whl" >/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 export PYTHONPATH="$(ls -d packages/*/src | paste -sd:)${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
 export HF_HUB_OFFLINE=1
 $PY - <<'PY'
 import importlib.util
