@@ -76,10 +76,18 @@ def import_triton():
 
 
 def use_triton(t: torch.Tensor, experimental: bool = False) -> bool:
-    """True when `t` lives on a CUDA device (and, for an experimental kernel, when those are enabled)."""
+    """True when `t` lives on a CUDA device (and, for an experimental kernel, when those are enabled);
+    see `_triton_on_cpu` for the interpreter."""
     if experimental and not _preferences.experimental:
         return False
-    return t.is_cuda and triton_available()
+    return (t.is_cuda or _triton_on_cpu()) and triton_available()
+
+
+@cache
+def _triton_on_cpu() -> bool:
+    """`MAX_TRITON_ON_CPU=1` with `TRITON_INTERPRET=1`: CPU tensors take the Triton kernels too, run by
+    Triton's interpreter, so the GPU code path of a whole model can be checked on a machine without one."""
+    return os.environ.get("MAX_TRITON_ON_CPU") == "1" and os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def use_vendor_blas() -> bool:
