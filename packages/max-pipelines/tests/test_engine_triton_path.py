@@ -1,7 +1,8 @@
 """The GPU code path on the CPU: other test modules rerun with every op through its Triton kernel,
 executed by Triton's interpreter (MAX_TRITON_ON_CPU=1, TRITON_INTERPRET=1; a subprocess, since the
 interpreter must be chosen before any kernel is defined). They compare each architecture with
-transformers (prefill, decode, chunked prefill, sliding windows, float8 KV) and the engine's decode
+transformers (prefill, decode, chunked prefill, sliding windows, float8 KV, GGUF blocks through the
+quantized matmul kernels) and the engine's decode
 loops (multi-step, overlap scheduler, device graphs over padded static inputs) with transformers'
 greedy tokens."""
 
@@ -11,7 +12,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-MODULES = ["test_models_hf_parity.py", "test_engine_multistep.py", "test_engine_overlap.py", "test_engine_device_graphs.py"]
+MODULES = [
+    "test_models_hf_parity.py",
+    "test_weights_gguf.py",
+    "test_engine_multistep.py",
+    "test_engine_overlap.py",
+    "test_engine_device_graphs.py",
+]
 
 
 def test_modules_pass_with_the_triton_kernels():

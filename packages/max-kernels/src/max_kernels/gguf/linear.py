@@ -122,7 +122,7 @@ def _cuda_path(m: int, prefs: KernelPreferences) -> str:
 
 def quantized_linear(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
     """y[..., out] = x[..., in] @ W.T (+ bias), in x's dtype."""
-    if use_triton(x) and qweight.data.is_cuda and qweight.qtype not in FLOAT_TYPES:
+    if use_triton(x) and use_triton(qweight.data) and qweight.qtype not in FLOAT_TYPES:
         m = x.numel() // qweight.shape[1]
         if _cuda_path(m, kernel_preferences()) == "vendor_blas":
             return quantized_linear_vendor(x, qweight, bias)
