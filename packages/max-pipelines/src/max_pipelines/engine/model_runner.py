@@ -13,6 +13,7 @@ from max_pipelines.engine.native_decode import NativeDecoder
 from max_pipelines.engine.sampler import Sampler
 from max_pipelines.engine.scheduler import ScheduledBatch
 from max_pipelines.engine.sequence import Sequence
+from max_pipelines.engine.transfer import to_device
 from max_pipelines.forward_context import AttentionMetadata, ForwardContext
 
 
@@ -99,18 +100,18 @@ class ModelRunner:
         if max_seqlen_q == 1 and dev.type == "cpu" and not native:
             plan = DecodePlan.build(seq_lens, block_ids, P, dev)
         attention = AttentionMetadata(
-            slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev),
-            cu_seqlens_q=torch.tensor(cu, dtype=torch.int32, device=dev),
-            seq_lens=torch.tensor(seq_lens, dtype=torch.int32, device=dev),
-            block_tables=torch.tensor([b + [0] * (width - len(b)) for b in block_ids], dtype=torch.int32, device=dev),
+            slot_mapping=to_device(slots, dev, torch.int64),
+            cu_seqlens_q=to_device(cu, dev, torch.int32),
+            seq_lens=to_device(seq_lens, dev, torch.int32),
+            block_tables=to_device([b + [0] * (width - len(b)) for b in block_ids], dev, torch.int32),
             max_seqlen_q=max_seqlen_q,
             max_seqlen_k=max(seq_lens),
             slots_valid=True,
             decode_plan=plan,
         )
         return BatchInputs(
-            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev) if input_ids is None else input_ids,
-            positions=torch.tensor(pos, dtype=torch.int64, device=dev),
+            input_ids=to_device(ids, dev, torch.int64) if input_ids is None else input_ids,
+            positions=to_device(pos, dev, torch.int64),
             attention=attention,
             last_index=[c - 1 for c in cu[1:]],
         )
@@ -173,7 +174,7 @@ class ModelRunner:
             if not rows:
                 return [], None
             seqs = [batch.seqs[i] for i in rows]
-            index = torch.tensor([inputs.last_index[i] for i in rows], device=self.device)
+            index = to_device([inputs.last_index[i] for i in rows], self.device)
             if self.threads is not None:
                 self.threads.enter_logits()
             if native:

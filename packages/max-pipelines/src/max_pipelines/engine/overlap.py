@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
 from max_pipelines.engine.model_runner import DecodeLaunch, ModelRunner
 from max_pipelines.engine.sampler import needs_penalties
 from max_pipelines.engine.scheduler import ScheduledBatch
 from max_pipelines.engine.sequence import Sequence
+from max_pipelines.engine.transfer import to_device
 
 Apply = Callable[[ScheduledBatch, dict[Sequence, int]], None]
 
@@ -39,7 +38,7 @@ def run_overlapped(runner: ModelRunner, batch: ScheduledBatch, steps: int, apply
             break
         ids = inflight.tokens
         if len(live) < len(inflight.seqs):
-            ids = ids[torch.tensor(live, device=ids.device)]
+            ids = ids[to_device(live, ids.device)]
         queued = runner.launch_decode([inflight.seqs[i] for i in live], ids, lag=1)
         _apply_launch(inflight, apply)
         inflight = queued

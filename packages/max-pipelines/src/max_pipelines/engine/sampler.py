@@ -7,6 +7,7 @@ import torch
 from max_kernels import sampling
 from max_pipelines.engine.logprobs import PendingLogprobs
 from max_pipelines.engine.sequence import Sequence
+from max_pipelines.engine.transfer import to_device
 
 
 def needs_penalties(seq: Sequence) -> bool:
@@ -42,12 +43,12 @@ class Sampler:
         dev = self.device
         return sampling.sample(
             logits,
-            torch.tensor([p.temperature for p in params], dtype=torch.float32, device=dev),
-            torch.tensor([p.top_k for p in params], dtype=torch.int32, device=dev),
-            torch.tensor([p.top_p for p in params], dtype=torch.float32, device=dev),
-            torch.tensor([p.min_p for p in params], dtype=torch.float32, device=dev),
-            torch.tensor([s.seed for s in seqs], dtype=torch.int64, device=dev),
-            torch.tensor([s.num_output_tokens + offset for s in seqs], dtype=torch.int64, device=dev),
+            to_device([p.temperature for p in params], dev, torch.float32),
+            to_device([p.top_k for p in params], dev, torch.int32),
+            to_device([p.top_p for p in params], dev, torch.float32),
+            to_device([p.min_p for p in params], dev, torch.float32),
+            to_device([s.seed for s in seqs], dev, torch.int64),
+            to_device([s.num_output_tokens + offset for s in seqs], dev, torch.int64),
         )
 
     def record(self, seqs: list[Sequence], token_ids: list[int]) -> None:
@@ -68,14 +69,14 @@ class Sampler:
         for seq in penalized:
             self._init_penalty_state(seq, logits.shape[1])
         dev = self.device
-        index = torch.tensor(rows, device=dev)
+        index = to_device(rows, dev)
         out = sampling.apply_penalties(
             logits[index].clone(),
             torch.stack([s.output_counts for s in penalized]),
             torch.stack([s.prompt_mask for s in penalized]),
-            torch.tensor([s.params.frequency_penalty for s in penalized], dtype=torch.float32, device=dev),
-            torch.tensor([s.params.presence_penalty for s in penalized], dtype=torch.float32, device=dev),
-            torch.tensor([s.params.repetition_penalty for s in penalized], dtype=torch.float32, device=dev),
+            to_device([s.params.frequency_penalty for s in penalized], dev, torch.float32),
+            to_device([s.params.presence_penalty for s in penalized], dev, torch.float32),
+            to_device([s.params.repetition_penalty for s in penalized], dev, torch.float32),
         )
         logits = logits.clone()
         logits[index] = out
@@ -101,5 +102,5 @@ class Sampler:
         if not rows:
             return logits
         logits = logits.clone()
-        logits[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)] = float("-inf")
+        logits[to_device(rows, self.device), to_device(cols, self.device)] = float("-inf")
         return logits
