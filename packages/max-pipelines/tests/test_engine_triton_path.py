@@ -18,6 +18,7 @@ MODULES = [
     "test_engine_multistep.py",
     "test_engine_overlap.py",
     "test_engine_device_graphs.py",
+    "test_engine_host_syncs.py",
 ]
 
 

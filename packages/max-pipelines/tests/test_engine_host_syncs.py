@@ -1,0 +1,75 @@
+"""On the GPU code path a step reads nothing back from the device until its tokens are wanted:
+no `.item()`, `.tolist()`, truth values or data-dependent shapes in prefill, decode (eager or
+through device graphs) or sampling. Run by test_engine_triton_path, which puts the Triton kernels
+on the CPU; the CPU's own PyTorch twins do read sizes back, so this module skips there."""
+
+import os
+import sys
+
+import pytest
+from fixtures.tiny_llm import PROMPTS, make_llm, save_tiny
+from torch.overrides import TorchFunctionMode
+
+from max_config import SamplingParams
+from max_pipelines.engine.device_graphs import DecodeGraphs
+from max_pipelines.engine.multistep import burst_length
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MAX_TRITON_ON_CPU") != "1", reason="the GPU code path only (test_engine_triton_path runs it)"
+)
+
+SYNCS = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "nonzero", "masked_select", "unique", "cpu", "numpy"}
+ENGINE = ("/max_pipelines/", "/max_kernels/", "/max_kvcache/")
+
+
+class HostReads(TorchFunctionMode):
+    """Records each device-to-host read that the engine's own code makes (not Triton's interpreter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.reads: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in SYNCS:
+            frame = sys._getframe(1)
+            while frame is not None and "/torch/" in frame.f_code.co_filename:
+                frame = frame.f_back
+            if frame is not None and any(part in frame.f_code.co_filename for part in ENGINE):
+                self.reads.add(f"{name} at {frame.f_code.co_filename.rsplit('src/', 1)[-1]}:{frame.f_lineno}")
+        return func(*args, **(kwargs or {}))
+
+
+def eager_capture(step):
+    out = step()
+
+    class Replay:
+        def replay(self):
+            out.copy_(step())
+
+    return Replay(), out
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_steps_queue_without_reading_the_device(tmp_path, graphs, temperature):
+    save_tiny(tmp_path, "llama")
+    llm = make_llm(tmp_path, kv_cache_page_size=4)
+    runner = llm.runner
+    if graphs:
+        runner.graphs = DecodeGraphs(runner.model, runner.kv_cache, 4, llm.max_length, 4, runner.device, False, eager_capture)
+        runner.graphs.capture_all()
+    params = SamplingParams(temperature=temperature, top_k=20, top_p=0.9, seed=1, max_new_tokens=8, ignore_eos=True)
+    for prompt in PROMPTS:
+        llm.add_request(prompt, params)
+    prefill = llm.scheduler.schedule()
+    probe = HostReads()
+    with probe:
+        _, tokens = runner._step(prefill)
+    llm._apply(prefill, dict(zip(prefill.seqs, tokens.tolist())))
+    decode = llm.scheduler.schedule()
+    assert burst_length(llm.scheduler, decode, 3) == 3
+    with probe:
+        first = runner.launch_decode(decode.seqs, None, lag=0)
+        runner.launch_decode(decode.seqs, first.tokens, lag=1)
+    assert probe.reads == set()
