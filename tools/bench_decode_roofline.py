@@ -32,9 +32,10 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from tqdm.auto import tqdm
-from transformers import PreTrainedTokenizerFast
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "max-pipelines" / "tests"))
+from fixtures.tiny_llm import byte_tokenizer  # noqa: E402  (the test fixtures' byte-level tokenizer)
 
 SHAPES = {
     "llama-8b": dict(
@@ -55,15 +56,6 @@ MODES = {
     "graphs+multistep": dict(device_graph_capture=True, max_num_steps=10),
     "graphs+overlap": dict(device_graph_capture=True, enable_overlap_scheduler=True),
 }
-
-
-def byte_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per byte (ids 2..257) after `<s>` = 0 and `</s>` = 1."""
-    vocab = {"<s>": 0, "</s>": 1} | {c: i + 2 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
 
 
 def layer_shapes(c: dict) -> dict[str, tuple[int, ...]]:
