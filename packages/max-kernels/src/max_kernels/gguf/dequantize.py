@@ -8,7 +8,7 @@ import torch
 
 from max_kernels.dispatch import use_triton
 from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes
-from max_kernels.gguf.kernels import dequantize_triton
+from max_kernels.gguf.kernels import KERNEL_TYPES, dequantize_triton
 
 
 def dequantize(raw: torch.Tensor, qtype: "GGMLType | int | str", shape: tuple[int, ...]) -> torch.Tensor:
@@ -20,7 +20,7 @@ def dequantize(raw: torch.Tensor, qtype: "GGMLType | int | str", shape: tuple[in
         raise ValueError(
             f"{qtype.name} tensor of shape {shape} needs {expected} uint8 bytes, got {raw.numel()} of {raw.dtype}"
         )
-    if use_triton(raw) and qtype not in FLOAT_TYPES:
+    if use_triton(raw) and qtype in KERNEL_TYPES:
         return dequantize_triton(raw, qtype, shape)
     return dequantize_ref(raw, qtype, shape)
 
@@ -88,11 +88,76 @@ def _q6_k(b: torch.Tensor) -> torch.Tensor:
     return ((d * sc.float()).view(n, 16, 1) * q.reshape(n, 16, 16).float()).reshape(n, 256)
 
 
+def _bits(b: torch.Tensor) -> torch.Tensor:
+    """[n, c] bytes -> [n, c, 8]: bit j of byte i at [:, i, j]."""
+    return torch.stack([(b >> j) & 1 for j in range(8)], dim=-1)
+
+
+def _shifts(b: torch.Tensor, shifts: tuple[int, ...], mask: int) -> torch.Tensor:
+    """[n, g, 32] byte runs -> [n, g, len(shifts), 32]: each run's field at each shift."""
+    return torch.stack([(b >> s) & mask for s in shifts], dim=2)
+
+
+def _q5_codes(qh: torch.Tensor, qs: torch.Tensor) -> torch.Tensor:
+    """Q5_0 / Q5_1 values 0..31 [n, 32] from 4 bytes of fifth bits and 16 bytes of nibbles."""
+    return _nibbles(qs) | (_bits(qh).reshape(-1, 32) << 4)
+
+
+def _q5_0(b: torch.Tensor) -> torch.Tensor:
+    d = _f16(b[:, :2])
+    q = _q5_codes(b[:, 2:6], b[:, 6:]).to(torch.int8) - 16
+    return d * q.float()
+
+
+def _q5_1(b: torch.Tensor) -> torch.Tensor:
+    d, m = _f16(b[:, :2]), _f16(b[:, 2:4])
+    return d * _q5_codes(b[:, 4:8], b[:, 8:]).float() + m
+
+
+def _q5_k(b: torch.Tensor) -> torch.Tensor:
+    n = b.shape[0]
+    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    sc, mn = q4_k_scales(b[:, 4:16])
+    d = (d * sc.float()).view(n, 8, 1)
+    dm = (dmin * mn.float()).view(n, 8, 1)
+    low = _shifts(b[:, 48:].reshape(n, 4, 32), (0, 4), 0x0F).reshape(n, 8, 32)
+    high = _bits(b[:, 16:48]).transpose(1, 2)  # [n, 8 sub-blocks, 32 values]
+    q = (low | (high << 4)).float()
+    return (d * q - dm).reshape(n, 256)
+
+
+def _q3_k(b: torch.Tensor) -> torch.Tensor:
+    n = b.shape[0]
+    hmask, qs, packed, d = b[:, :32], b[:, 32:96], b[:, 96:108], _f16(b[:, 108:110])
+    low_sc = torch.cat([packed[:, :8] & 0x0F, packed[:, :8] >> 4], dim=1)  # scale j < 8: byte j; else byte j - 8
+    high_sc = torch.cat([(packed[:, 8:] >> s) & 0x03 for s in (0, 2, 4, 6)], dim=1)  # byte j % 4, shift 2 * (j // 4)
+    scales = (low_sc | (high_sc << 4)).to(torch.int8) - 32
+    dl = (d * scales.float()).view(n, 16, 1)
+    low = _shifts(qs.reshape(n, 2, 32), (0, 2, 4, 6), 0x03).reshape(n, 16, 16)
+    high = _bits(hmask).transpose(1, 2).reshape(n, 16, 16) ^ 1  # a clear bit subtracts 4
+    q = low.to(torch.int8) - (high << 2).to(torch.int8)
+    return (dl * q.float()).reshape(n, 256)
+
+
+def _q2_k(b: torch.Tensor) -> torch.Tensor:
+    n = b.shape[0]
+    scales, qs, d, dmin = b[:, :16], b[:, 16:80], _f16(b[:, 80:82]), _f16(b[:, 82:84])
+    dl = (d * (scales & 0x0F).float()).view(n, 16, 1)
+    ml = (dmin * (scales >> 4).float()).view(n, 16, 1)
+    q = _shifts(qs.reshape(n, 2, 32), (0, 2, 4, 6), 0x03).reshape(n, 16, 16).float()
+    return (dl * q - ml).reshape(n, 256)
+
+
 _BLOCK_DECODERS = {
     GGMLType.Q4_0: (18, _q4_0),
     GGMLType.Q4_1: (20, _q4_1),
+    GGMLType.Q5_0: (22, _q5_0),
+    GGMLType.Q5_1: (24, _q5_1),
     GGMLType.Q8_0: (34, _q8_0),
+    GGMLType.Q2_K: (84, _q2_k),
+    GGMLType.Q3_K: (110, _q3_k),
     GGMLType.Q4_K: (144, _q4_k),
+    GGMLType.Q5_K: (176, _q5_k),
     GGMLType.Q6_K: (210, _q6_k),
 }
 

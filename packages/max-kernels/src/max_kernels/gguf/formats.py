@@ -14,6 +14,17 @@ Block layouts (bytes, little endian; `d`, `m`, `dmin` are float16):
   32 * (j // 2) ...; w = (d * sc_j) * q - (dmin * m_j).
 - Q6_K (256 values, 210 B): 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 int8 scales, `d`;
   w = (d * sc_(i // 16)) * (q - 32).
+- Q5_0 (32 values, 22 B): `d`, 4 bytes of fifth bits (bit i of the little-endian uint32 for value i),
+  16 bytes of nibbles as Q4_0; w = d * (q - 16).
+- Q5_1 (32 values, 24 B): `d`, `m`, fifth bits and nibbles as Q5_0; w = d * q + m.
+- Q5_K (256 values, 176 B): `d`, `dmin`, 12 bytes of scales and mins as Q4_K, 32 bytes of fifth bits
+  (bit j of byte i for value i of sub-block j), 128 bytes of nibbles as Q4_K;
+  w = (d * sc_j) * q - (dmin * m_j).
+- Q3_K (256 values, 110 B): 32 bytes of high-bit masks, 64 bytes of 2-bit lows, 12 bytes of sixteen
+  6-bit scales (offset by 32), `d`; q = low - 4 * (1 - high bit), w = (d * (sc_(i // 16) - 32)) * q.
+- Q2_K (256 values, 84 B): 16 bytes of 4-bit scale / min pairs, 64 bytes of 2-bit values, `d`,
+  `dmin`; w = (d * sc_(i // 16)) * q - (dmin * m_(i // 16)).
+The K-quants lay their 2-bit fields out in runs of 32 bytes, four shifts (0, 2, 4, 6) apart.
 """
 
 import math
@@ -27,8 +38,13 @@ class GGMLType(IntEnum):
     F16 = 1
     Q4_0 = 2
     Q4_1 = 3
+    Q5_0 = 6
+    Q5_1 = 7
     Q8_0 = 8
+    Q2_K = 10
+    Q3_K = 11
     Q4_K = 12
+    Q5_K = 13
     Q6_K = 14
     BF16 = 30
 
@@ -40,8 +56,13 @@ BLOCK_GEOMETRY: dict[GGMLType, tuple[int, int]] = {
     GGMLType.BF16: (1, 2),
     GGMLType.Q4_0: (32, 18),
     GGMLType.Q4_1: (32, 20),
+    GGMLType.Q5_0: (32, 22),
+    GGMLType.Q5_1: (32, 24),
     GGMLType.Q8_0: (32, 34),
+    GGMLType.Q2_K: (256, 84),
+    GGMLType.Q3_K: (256, 110),
     GGMLType.Q4_K: (256, 144),
+    GGMLType.Q5_K: (256, 176),
     GGMLType.Q6_K: (256, 210),
 }
 

@@ -13,6 +13,9 @@ from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType
 
 triton, tl = import_triton()
 
+# The types these kernels decode; the others (Q5_0, Q5_1, Q2_K, Q3_K, Q5_K) take the PyTorch twins.
+KERNEL_TYPES = frozenset({GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K})
+
 
 @triton.jit
 def load_byte(ptr, offset, mask):
@@ -112,7 +115,10 @@ def _dequantize_kernel(
 
 
 def dequantize_triton(raw: torch.Tensor, qtype: GGMLType, shape: tuple[int, ...]) -> torch.Tensor:
-    """Triton dequantize; fused multiply-add is disabled so results match gguf-py to the bit."""
+    """Triton dequantize of a `KERNEL_TYPES` tensor; fused multiply-add is disabled so results match
+    gguf-py to the bit."""
+    if qtype not in KERNEL_TYPES:
+        raise ValueError(f"the Triton dequantize kernel does not read {qtype.name}; use dequantize_ref")
     out = torch.empty(shape, dtype=torch.float32, device=raw.device)
     values, size = BLOCK_GEOMETRY[qtype]
     n_blocks = out.numel() // values

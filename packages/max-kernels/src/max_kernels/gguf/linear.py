@@ -13,11 +13,13 @@ batch 1, float32 activations in and out (ms; SmolLM2-135M shapes out x in, Q4_1 
 
 - "int4pack" (default for Q4_0, Q4_1, Q4_K when `out` is a multiple of 16): the 4-bit codes repacked
   as an `Int4Weight` (see `max_kernels.int4pack`); activations run in bfloat16.
-- "bfloat16" (default for Q8_0, Q6_K, BF16 and the other Q4 shapes): dequantized once to bfloat16.
+- "bfloat16" (default for Q8_0, the Q5 and other K types, BF16 and the other Q4 shapes): dequantized once
+  to bfloat16.
 - "float32" (default for F32, F16): dequantized once to float32, the exact path (about 4x the memory
   of the packed codes for Q8_0, 8x for Q4; slower).
 The bfloat16 paths stay within 1e-2 of the output scale (max |error| / max |y|, measured ~4e-3);
-float32 within 1e-5. Off the CPU without Triton, the weight is dequantized on each call.
+float32 within 1e-5. Off the CPU, types the Triton kernels do not read (see `kernels.KERNEL_TYPES`) are
+dequantized once to bfloat16; without Triton, the others are dequantized on each call.
 """
 
 from dataclasses import dataclass, field
@@ -27,8 +29,8 @@ import torch.nn.functional as F
 
 from max_kernels.dispatch import KernelPreferences, kernel_preferences, use_triton
 from max_kernels.gguf.dequantize import dequantize, q4_k_scales
-from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes, row_bytes
-from max_kernels.gguf.kernels import dequantize_triton
+from max_kernels.gguf.formats import GGMLType, as_ggml_type, packed_bytes, row_bytes
+from max_kernels.gguf.kernels import KERNEL_TYPES, dequantize_triton
 from max_kernels.gguf.linear_triton import GEMV_MAX_M, quantized_linear_triton
 from max_kernels.int4pack import Int4Weight
 
@@ -44,6 +46,7 @@ class QuantizedWeight:
     data: torch.Tensor
     shape: tuple[int, int]
     cpu_path: str = "auto"
+    # What the PyTorch matmul reads: the CPU path's form, or a bfloat16 copy on a GPU for types no kernel reads.
     _cpu_weight: torch.Tensor | Int4Weight | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +67,8 @@ class QuantizedWeight:
             self.cpu_path = self._default_cpu_path()
         if self.data.device.type == "cpu":
             self._pack_for_cpu()
+        elif self.qtype not in KERNEL_TYPES:  # no kernel reads these blocks: dequantize once, not per call
+            self._cpu_weight = self.dequantize().to(torch.bfloat16)
 
     def _default_cpu_path(self) -> str:
         if self.qtype in _INT4_TYPES and self.shape[0] % 16 == 0:
@@ -122,7 +127,7 @@ def _cuda_path(m: int, prefs: KernelPreferences) -> str:
 
 def quantized_linear(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
     """y[..., out] = x[..., in] @ W.T (+ bias), in x's dtype."""
-    if use_triton(x) and use_triton(qweight.data) and qweight.qtype not in FLOAT_TYPES:
+    if use_triton(x) and use_triton(qweight.data) and qweight.qtype in KERNEL_TYPES:
         m = x.numel() // qweight.shape[1]
         if _cuda_path(m, kernel_preferences()) == "vendor_blas":
             return quantized_linear_vendor(x, qweight, bias)
@@ -139,9 +144,11 @@ def quantized_linear_vendor(
 
 
 def quantized_linear_ref(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """PyTorch twin: the cached CPU path, or a per-call dequantize on other devices."""
+    """PyTorch twin: the cached CPU path; on other devices the weight dequantized at load (types no
+    Triton kernel reads) or on each call."""
     if x.device.type != "cpu":
-        return F.linear(x, qweight.dequantize().to(x.dtype), None if bias is None else bias.to(x.dtype))
+        w = qweight.dequantize() if qweight._cpu_weight is None else qweight._cpu_weight
+        return F.linear(x, w.to(x.dtype), None if bias is None else bias.to(x.dtype))
     if qweight._cpu_weight is None:
         qweight._pack_for_cpu()
     flat = x.dim() == 2  # the engine's flat token batches: no reshapes (each costs a call per layer)

@@ -16,6 +16,11 @@ _SCALE_FIELDS: dict[GGMLType, tuple[tuple[int, float, float], ...]] = {
     GGMLType.Q8_0: ((0, 1e-4, 2e-3),),
     GGMLType.Q4_K: ((0, 1e-4, 2e-3), (2, 1e-4, 2e-3)),
     GGMLType.Q6_K: ((208, 1e-4, 2e-3),),
+    GGMLType.Q5_0: ((0, 1e-3, 5e-2),),
+    GGMLType.Q5_1: ((0, 1e-3, 5e-2), (2, -0.5, 0.0)),
+    GGMLType.Q5_K: ((0, 1e-4, 2e-3), (2, 1e-4, 2e-3)),
+    GGMLType.Q3_K: ((108, 1e-4, 2e-3),),
+    GGMLType.Q2_K: ((80, 1e-4, 2e-3), (82, 1e-4, 2e-3)),
 }
 
 
