@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
-MODULE_GROUPS = {  # two subprocesses of similar length, so parallel workers share them
-    "models": ["test_models_hf_parity.py", "test_weights_gguf.py"],
+MODULE_GROUPS = {  # subprocesses of similar length, so parallel workers share them
+    "models": ["test_models_hf_parity.py"],
+    "gguf": ["test_weights_gguf.py"],
     "engine": [
         "test_engine_multistep.py",
         "test_engine_overlap.py",
