@@ -143,6 +143,9 @@ def test_decode_step_matches_float64(qtypes, D, qk_norm, window, gemma, kv_dtype
         [(GGMLType.Q4_K, 32), (GGMLType.Q6_K, 16), (GGMLType.Q4_1, 16)],
         [(GGMLType.Q8_0, 48)],
         [(GGMLType.Q6_K, 16), (GGMLType.Q4_0, 32)],
+        [(GGMLType.Q5_K, 32), (GGMLType.Q6_K, 16)],  # as Q5_K_M files mix them
+        [(GGMLType.Q3_K, 16), (GGMLType.Q5_K, 16), (GGMLType.Q4_K, 16)],  # as Q3_K_M files mix them
+        [(GGMLType.Q5_0, 16), (GGMLType.Q5_1, 32)],
     ],
 )
 def test_every_block_type_multiplies_as_its_dequantized_weight(parts, march):
@@ -163,6 +166,8 @@ def test_every_block_type_multiplies_as_its_dequantized_weight(parts, march):
 def test_unsupported_block_types_are_refused():
     with pytest.raises(ValueError, match="native decode step takes"):
         PackedMatrix([(GGMLType.F16, torch.zeros(16, 512, dtype=torch.uint8))], 256)
+    with pytest.raises(ValueError, match="native decode step takes"):
+        PackedMatrix([(GGMLType.Q2_K, torch.zeros(16, 84, dtype=torch.uint8))], 256)
 
 
 def test_sizes_the_library_would_trust_are_checked():

@@ -6,6 +6,7 @@ import shutil
 import gguf
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 from fixtures.hf_gguf import hf_model_from_gguf
 from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
@@ -87,3 +88,31 @@ def test_models_the_library_does_not_fit_decode_in_pytorch(tmp_path):
     assert llm.runner.native is None
     out = llm.generate([[5, 17, 42]], SamplingParams(temperature=0.0, max_new_tokens=3, ignore_eos=True))[0]
     assert len(out.token_ids) == 3
+
+
+@needs_compiler
+@pytest.mark.parametrize(
+    ("qtype", "overrides"),
+    [
+        (Q.Q5_K, {"attn_v": Q.Q6_K, "ffn_down": Q.Q6_K}),  # as Q5_K_M files have them
+        (Q.Q3_K, {"attn_v": Q.Q5_K, "ffn_down": Q.Q4_K}),  # as Q3_K_M files have them
+        (Q.Q5_1, {"attn_v": Q.Q5_0}),
+    ],
+)
+def test_native_step_reads_q5_and_q3_k_blocks(qtype, overrides, tmp_path):
+    """Random K-quant blocks (gguf cannot quantize them) through the native step against the exact
+    PyTorch model, one token per step for two requests."""
+    config = LlamaConfig(vocab_size=128, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5)
+    path = write_llama_gguf(LlamaForCausalLM(config), tmp_path / "model.gguf", qtype, overrides=overrides)
+    files = model_files(path)
+    model = load_model(files, "cpu", torch.float32)
+    torch_runner = PagedRunner(model, files.config, num_seqs=2)
+    native_runner = PagedRunner(model, files.config, num_seqs=2)
+    native_runner.native = native_decoder(model, native_runner.cache, max_len=64, max_batch=4)
+    assert native_runner.native is not None
+    prompts = [[7, 3, 88, 41, 5, 120, 9], [12, 90, 4, 4, 61]]
+    for t in range(max(map(len, prompts))):
+        step = [[p[t]] if t < len(p) else [] for p in prompts]
+        want, got = torch_runner.step(step), native_runner.step(step)
+        assert (got - want).abs().max() / want.abs().max() < 1e-3, f"token {t}"

@@ -5,13 +5,14 @@ import dataclasses
 import gguf
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 from fixtures.hf_gguf import hf_model_from_gguf
 from fixtures.model_files import model_files
 from fixtures.paged import PagedRunner
 from fixtures.tiny_gguf import llama_cpp_permute, write_float_gguf, write_llama_gguf
 from fixtures.tiny_models import make_tiny_model
 from max_config import QuantizationEncoding, SamplingParams
-from transformers import LlamaConfig, LlamaForCausalLM
+from max_kernels.cpu import library
 
 from max_pipelines import LLM
 from max_pipelines.weights.gguf import GGUFSource, PackedTensor
@@ -162,10 +163,12 @@ def test_q5_and_low_k_quant_files_match_transformers(qtype, overrides, tmp_path)
 
 @pytest.mark.parametrize("qtype", [Q.Q5_0, Q.Q5_1])
 def test_engine_generates_from_q5_files_like_transformers(qtype, tmp_path):
-    """The engine's fast CPU path (weights dequantized once to bfloat16) on real quantized values."""
+    """The engine's CPU paths (prefill: weights dequantized once to bfloat16; decode: the native step
+    where a C compiler is present) on real quantized values."""
     hf_float = make_tiny_model("llama", tmp_path / "hf")
     path = write_llama_gguf(hf_float, tmp_path / f"tiny.{qtype.name}.gguf", qtype, tokenizer=True)
     llm = LLM(model=str(path), devices="cpu", max_length=64)
+    assert (llm.runner.native is not None) == (library() is not None)
     prompts = [[5, 17, 42, 9, 100, 3, 77], [8, 8, 8, 120, 64, 31]]
     outs = llm.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=8, ignore_eos=True))
     hf = hf_model_from_gguf(path)

@@ -7,12 +7,19 @@ from dataclasses import dataclass
 
 import torch
 
-from max_kernels.gguf.dequantize import q6_k_parts
+from max_kernels.gguf.dequantize import q3_k_parts, q5_codes, q5_k_parts, q6_k_parts
 from max_kernels.gguf.formats import GGMLType
 from max_kernels.gguf.linear import int4_groups
 
-SUPPORTED_TYPES = (GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K)
+SUPPORTED_TYPES = (
+    GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
+    GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+)
 _P = ctypes.c_void_p
+
+
+def _f16(raw: torch.Tensor) -> torch.Tensor:
+    return raw.contiguous().view(torch.float16).float().reshape(-1)
 
 
 def address(t: torch.Tensor | None) -> int:
@@ -37,7 +44,8 @@ class QMatStruct(ctypes.Structure):
 @dataclass(eq=False)
 class _Segment:
     """Rows in the library's storage: `bits`-bit codes (4: nibbles as Q4_0 lays them out; 8, 16: one
-    integer per value) with float32 per-32 `scale` and optional `min`: w = code * scale + min."""
+    integer per value) with float32 per-32 `scale` and optional `min`: w = code * scale + min.
+    Q4 types take 4 bits, Q8_0 and the Q5 types 8, Q6_K and Q3_K 16 (codes times sub-block scales)."""
 
     bits: int
     rows: int
@@ -57,8 +65,21 @@ class _Segment:
             b = blocks.reshape(rows, nb, 34)
             scale = b[..., :2].contiguous().view(torch.float16).float().reshape(rows, nb)
             return cls(8, rows, b[..., 2:].contiguous(), scale, None)
-        # Q6_K: the codes times their 16-value sub-block scales fit 16 bits; the super-block scale per 32
-        q, sub, d = q6_k_parts(blocks.reshape(-1, 210))
+        if qtype in (GGMLType.Q5_0, GGMLType.Q5_1):  # w = d * (q - 16), or d * q + m
+            b = blocks.reshape(rows * nb, -1)
+            q = q5_codes(b).to(torch.int8)
+            d = _f16(b[:, :2]).reshape(rows, nb)
+            if qtype == GGMLType.Q5_0:
+                return cls(8, rows, (q - 16).view(torch.uint8).reshape(rows, cols), d, None)
+            return cls(8, rows, q.view(torch.uint8).reshape(rows, cols), d, _f16(b[:, 2:4]).reshape(rows, nb))
+        if qtype == GGMLType.Q5_K:  # per 32-value sub-block: w = scale * q - min
+            q, scale, mn = q5_k_parts(blocks.reshape(-1, 176))
+            return cls(8, rows, q.reshape(rows, cols).contiguous(), scale.reshape(rows, nb), (-mn).reshape(rows, nb))
+        # Q6_K and Q3_K: the codes times their 16-value sub-block scales fit 16 bits; the super-block scale per 32
+        if qtype == GGMLType.Q3_K:
+            q, sub, d = q3_k_parts(blocks.reshape(-1, 110))
+        else:
+            q, sub, d = q6_k_parts(blocks.reshape(-1, 210))
         codes = (q.reshape(-1, 16, 16).to(torch.int16) * sub.to(torch.int16)[..., None]).reshape(rows, cols)
         return cls(16, rows, codes.contiguous(), d.expand(-1, 8).reshape(rows, nb).contiguous(), None)
 

@@ -98,45 +98,56 @@ def _shifts(b: torch.Tensor, shifts: tuple[int, ...], mask: int) -> torch.Tensor
     return torch.stack([(b >> s) & mask for s in shifts], dim=2)
 
 
-def _q5_codes(qh: torch.Tensor, qs: torch.Tensor) -> torch.Tensor:
-    """Q5_0 / Q5_1 values 0..31 [n, 32] from 4 bytes of fifth bits and 16 bytes of nibbles."""
+def q5_codes(b: torch.Tensor) -> torch.Tensor:
+    """Q5_0 / Q5_1 blocks `[n, 22 | 24]` -> values 0..31 `[n, 32]` from their fifth bits and nibbles."""
+    qh, qs = b[:, -20:-16], b[:, -16:]
     return _nibbles(qs) | (_bits(qh).reshape(-1, 32) << 4)
 
 
 def _q5_0(b: torch.Tensor) -> torch.Tensor:
     d = _f16(b[:, :2])
-    q = _q5_codes(b[:, 2:6], b[:, 6:]).to(torch.int8) - 16
+    q = q5_codes(b).to(torch.int8) - 16
     return d * q.float()
 
 
 def _q5_1(b: torch.Tensor) -> torch.Tensor:
     d, m = _f16(b[:, :2]), _f16(b[:, 2:4])
-    return d * _q5_codes(b[:, 4:8], b[:, 8:]).float() + m
+    return d * q5_codes(b).float() + m
 
 
-def _q5_k(b: torch.Tensor) -> torch.Tensor:
+def q5_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Q5_K blocks `[n, 176]` -> values 0..31 `[n, 8, 32]` (uint8) and per-sub-block scale `d * sc` and
+    min `dmin * m` (`[n, 8, 1]` float32): w = scale * q - min."""
     n = b.shape[0]
     d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
     sc, mn = q4_k_scales(b[:, 4:16])
-    d = (d * sc.float()).view(n, 8, 1)
-    dm = (dmin * mn.float()).view(n, 8, 1)
     low = _shifts(b[:, 48:].reshape(n, 4, 32), (0, 4), 0x0F).reshape(n, 8, 32)
     high = _bits(b[:, 16:48]).transpose(1, 2)  # [n, 8 sub-blocks, 32 values]
-    q = (low | (high << 4)).float()
-    return (d * q - dm).reshape(n, 256)
+    return low | (high << 4), (d * sc.float()).view(n, 8, 1), (dmin * mn.float()).view(n, 8, 1)
+
+
+def _q5_k(b: torch.Tensor) -> torch.Tensor:
+    q, scale, mn = q5_k_parts(b)
+    return (scale * q.float() - mn).reshape(-1, 256)
+
+
+def q3_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Q3_K blocks `[n, 110]` -> values -4..3 `[n, 16, 16]` (int8), sub-block scales -32..31 `[n, 16]`
+    (int8) and super-block scales `d` `[n, 1]`: w = d * scale * q."""
+    n = b.shape[0]
+    hmask, qs, packed = b[:, :32], b[:, 32:96], b[:, 96:108]
+    low_sc = torch.cat([packed[:, :8] & 0x0F, packed[:, :8] >> 4], dim=1)  # scale j < 8: byte j; else byte j - 8
+    high_sc = torch.cat([(packed[:, 8:] >> s) & 0x03 for s in (0, 2, 4, 6)], dim=1)  # byte j % 4, shift 2 * (j // 4)
+    scales = (low_sc | (high_sc << 4)).to(torch.int8) - 32
+    low = _shifts(qs.reshape(n, 2, 32), (0, 2, 4, 6), 0x03).reshape(n, 16, 16)
+    high = _bits(hmask).transpose(1, 2).reshape(n, 16, 16) ^ 1  # a clear bit subtracts 4
+    return low.to(torch.int8) - (high << 2).to(torch.int8), scales, _f16(b[:, 108:110])
 
 
 def _q3_k(b: torch.Tensor) -> torch.Tensor:
     n = b.shape[0]
-    hmask, qs, packed, d = b[:, :32], b[:, 32:96], b[:, 96:108], _f16(b[:, 108:110])
-    low_sc = torch.cat([packed[:, :8] & 0x0F, packed[:, :8] >> 4], dim=1)  # scale j < 8: byte j; else byte j - 8
-    high_sc = torch.cat([(packed[:, 8:] >> s) & 0x03 for s in (0, 2, 4, 6)], dim=1)  # byte j % 4, shift 2 * (j // 4)
-    scales = (low_sc | (high_sc << 4)).to(torch.int8) - 32
-    dl = (d * scales.float()).view(n, 16, 1)
-    low = _shifts(qs.reshape(n, 2, 32), (0, 2, 4, 6), 0x03).reshape(n, 16, 16)
-    high = _bits(hmask).transpose(1, 2).reshape(n, 16, 16) ^ 1  # a clear bit subtracts 4
-    q = low.to(torch.int8) - (high << 2).to(torch.int8)
-    return (dl * q.float()).reshape(n, 256)
+    q, scales, d = q3_k_parts(b)
+    return ((d * scales.float()).view(n, 16, 1) * q.float()).reshape(n, 256)
 
 
 def _q2_k(b: torch.Tensor) -> torch.Tensor:
