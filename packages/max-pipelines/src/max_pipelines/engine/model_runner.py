@@ -13,28 +13,8 @@ from max_pipelines.engine.native_decode import NativeDecoder
 from max_pipelines.engine.sampler import Sampler
 from max_pipelines.engine.scheduler import ScheduledBatch
 from max_pipelines.engine.sequence import Sequence
-from max_pipelines.engine.transfer import to_device
+from max_pipelines.engine.transfer import HostCopy, to_device
 from max_pipelines.forward_context import AttentionMetadata, ForwardContext
-
-
-class HostCopy:
-    """A device tensor's copy on the host, started at once (pinned, asynchronous on a GPU); `tolist`
-    waits for that copy alone, not for work queued after it."""
-
-    def __init__(self, tokens: torch.Tensor):
-        self.event = None
-        if tokens.device.type == "cuda":
-            self.host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
-            self.host.copy_(tokens, non_blocking=True)
-            self.event = torch.cuda.Event()
-            self.event.record()
-        else:
-            self.host = tokens
-
-    def tolist(self) -> list[int]:
-        if self.event is not None:
-            self.event.synchronize()
-        return self.host.tolist()
 
 
 @dataclass
