@@ -19,19 +19,22 @@ pytestmark = pytest.mark.skipif(
 )
 
 SYNCS = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "nonzero", "masked_select", "unique", "cpu", "numpy"}
+HOST_DATA = {"tensor", "as_tensor", "from_numpy"}  # a copy from host memory: not allowed inside a device graph
 ENGINE = ("/max_pipelines/", "/max_kernels/", "/max_kvcache/")
 
 
 class HostReads(TorchFunctionMode):
-    """Records each device-to-host read that the engine's own code makes (not Triton's interpreter)."""
+    """Records each call in `names` (default: the device-to-host reads) that the engine's own code
+    makes (not Triton's interpreter)."""
 
-    def __init__(self):
+    def __init__(self, names: set[str] = SYNCS):
         super().__init__()
+        self.names = names
         self.reads: set[str] = set()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name in SYNCS:
+        if name in self.names:
             frame = sys._getframe(1)
             while frame is not None and "/torch/" in frame.f_code.co_filename:
                 frame = frame.f_back
@@ -72,4 +75,18 @@ def test_steps_queue_without_reading_the_device(tmp_path, graphs, temperature):
     with probe:
         first = runner.launch_decode(decode.seqs, None, lag=0)
         runner.launch_decode(decode.seqs, first.tokens, lag=1)
+    assert probe.reads == set()
+
+
+def test_the_captured_decode_step_touches_no_host_memory(tmp_path):
+    """What a device graph records: the forward pass and LM head over the static inputs, with no read
+    back and no tensor made from host data (neither can be captured)."""
+    save_tiny(tmp_path, "llama")
+    llm = make_llm(tmp_path, kv_cache_page_size=4)
+    r = llm.runner
+    graphs = DecodeGraphs(r.model, r.kv_cache, 4, llm.max_length, 4, r.device, False, eager_capture)
+    probe = HostReads(SYNCS | HOST_DATA)
+    with probe:
+        for n in graphs.sizes:
+            graphs._step_fn(n)()
     assert probe.reads == set()
