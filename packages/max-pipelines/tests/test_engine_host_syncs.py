@@ -6,14 +6,19 @@ on the CPU; the CPU's own PyTorch twins do read sizes back, so this module skips
 import os
 import sys
 
+import gguf
 import pytest
+from fixtures.tiny_gguf import write_llama_gguf
 from fixtures.tiny_llm import PROMPTS, make_llm, save_tiny
 from torch.overrides import TorchFunctionMode
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from max_config import SamplingParams
+from max_pipelines import LLM
 from max_pipelines.engine.device_graphs import DecodeGraphs
 from max_pipelines.engine.multistep import burst_length
 
+Q = gguf.GGMLQuantizationType
 pytestmark = pytest.mark.skipif(
     os.environ.get("MAX_TRITON_ON_CPU") != "1", reason="the GPU code path only (test_engine_triton_path runs it)"
 )
@@ -78,11 +83,20 @@ def test_steps_queue_without_reading_the_device(tmp_path, graphs, temperature):
     assert probe.reads == set()
 
 
-def test_the_captured_decode_step_touches_no_host_memory(tmp_path):
+@pytest.mark.parametrize("weights", ["float", "gguf"])
+def test_the_captured_decode_step_touches_no_host_memory(tmp_path, weights):
     """What a device graph records: the forward pass and LM head over the static inputs, with no read
-    back and no tensor made from host data (neither can be captured)."""
-    save_tiny(tmp_path, "llama")
-    llm = make_llm(tmp_path, kv_cache_page_size=4)
+    back and no tensor made from host data (neither can be captured). GGUF: Q4_K, Q6_K and Q8_0
+    blocks through the quantized matmul kernels, a Q8_0 embedding table."""
+    if weights == "float":
+        save_tiny(tmp_path, "llama")
+        llm = make_llm(tmp_path, kv_cache_page_size=4)
+    else:
+        config = LlamaConfig(vocab_size=258, hidden_size=256, intermediate_size=512, num_hidden_layers=1,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+        overrides = {"attn_v": Q.Q6_K, "ffn_down": Q.Q6_K, "token_embd": Q.Q8_0, "output": Q.Q8_0}
+        path = write_llama_gguf(LlamaForCausalLM(config), tmp_path / "m.gguf", Q.Q4_K, overrides=overrides, tokenizer=True)
+        llm = LLM(model=str(path), devices="cpu", max_length=64, kv_cache_page_size=4)
     r = llm.runner
     graphs = DecodeGraphs(r.model, r.kv_cache, 4, llm.max_length, 4, r.device, False, eager_capture)
     probe = HostReads(SYNCS | HOST_DATA)
