@@ -5,7 +5,7 @@ bytes per token (all weights but the embedding table, of which one row is read).
 mode the benchmark prints batch-1 decode tok/s, the achieved GB/s (weight bytes per token x tok/s)
 and its share of the measured device-to-device copy bandwidth, then the total tok/s of a batch of
 64 prompts. The model folder (config, byte-level tokenizer, random weights) is written once to
-`--workdir` (default: /dev/shm, else the temporary directory) and reused.
+`--workdir` (default: /dev/shm where it has room, else the temporary directory) and reused.
 
     uv run python tools/bench_decode_roofline.py                       # Llama-8B shape, on the GPU
     uv run python tools/bench_decode_roofline.py --modes graphs,graphs+overlap
@@ -103,6 +103,21 @@ def write_model(path: Path, shape: str, device: torch.device) -> Path:
     return path
 
 
+def model_folder(workdir: str | None, shape: str) -> Path | None:
+    """Where the model lives: `workdir`, else /dev/shm, else the temporary directory; the first that
+    holds it already or has room for it (None: none has)."""
+    need = 1.1 * 2 * sum(map(math.prod, all_shapes(SHAPES[shape])))
+    for base in [Path(workdir)] if workdir else [Path("/dev/shm"), Path(tempfile.gettempdir())]:
+        path = base / f"max-roofline-{shape}"
+        if (path / "done").exists():
+            return path
+        if base.is_dir() or workdir:
+            base.mkdir(parents=True, exist_ok=True)
+            if shutil.disk_usage(base).free >= need:
+                return path
+    return None
+
+
 def weight_bytes_per_token(model) -> int:
     """Bytes of every weight a decode step reads: all parameters but the embedding table."""
     embed = model.model.embed_tokens.weight
@@ -174,12 +189,10 @@ def main() -> int:
     if tdev.type == "cpu" and args.shape != "tiny":
         print(f"--shape {args.shape}: that is a GPU benchmark; on the CPU use --smoke or --shape tiny", file=sys.stderr)
         return 2
-    base = Path(args.workdir or ("/dev/shm" if Path("/dev/shm").is_dir() else tempfile.gettempdir()))
-    path = base / f"max-roofline-{args.shape}"
-    base.mkdir(parents=True, exist_ok=True)
-    need = 2 * sum(map(math.prod, all_shapes(SHAPES[args.shape])))
-    if not (path / "done").exists() and shutil.disk_usage(base).free < 1.1 * need:
-        print(f"--workdir {base}: {need / 1e9:.1f} GB of weights do not fit there; pass another --workdir", file=sys.stderr)
+    path = model_folder(args.workdir, args.shape)
+    if path is None:
+        print(f"--workdir {args.workdir or '/dev/shm or ' + tempfile.gettempdir()}: the {args.shape} weights do not "
+              "fit there; pass another --workdir", file=sys.stderr)
         return 2
     write_model(path, args.shape, tdev)
     copy_gbs = copy_bandwidth(tdev)
