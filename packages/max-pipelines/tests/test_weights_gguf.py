@@ -145,7 +145,7 @@ def test_llama_cpp_tensor_names_of_each_architecture(variant, tmp_path):
 )
 def test_q5_and_low_k_quant_files_match_transformers(qtype, overrides, tmp_path):
     """The K-quants as random blocks (gguf cannot quantize them): the reference reads the same file."""
-    config = LlamaConfig(vocab_size=128, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=128, hidden_size=256, intermediate_size=256, num_hidden_layers=1,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5)
     path = write_llama_gguf(LlamaForCausalLM(config), tmp_path / "tiny.gguf", qtype, overrides=overrides)
     files = model_files(path)
@@ -153,7 +153,7 @@ def test_q5_and_low_k_quant_files_match_transformers(qtype, overrides, tmp_path)
     model = load_model(files, "cpu", torch.float32)
     qkv_types = [qtype, overrides["attn_v"]] if overrides else [qtype]
     assert [q.qtype.name for q in model.model.layers[0].self_attn.qkv_proj.qweights] == [t.name for t in qkv_types]
-    greedy_decode_matches(model, files.config, hf_model_from_gguf(path), steps=4)
+    greedy_decode_matches(model, files.config, hf_model_from_gguf(path), steps=3)
 
 
 @pytest.mark.parametrize("qtype", [Q.Q5_0, Q.Q5_1])

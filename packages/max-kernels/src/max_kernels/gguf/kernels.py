@@ -13,8 +13,13 @@ from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType
 
 triton, tl = import_triton()
 
-# The types these kernels decode; the others (Q5_0, Q5_1, Q2_K, Q3_K, Q5_K) take the PyTorch twins.
-KERNEL_TYPES = frozenset({GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K})
+# The types these kernels decode (every quantized type of `formats`).
+KERNEL_TYPES = frozenset(
+    {
+        GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
+        GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+    }
+)
 
 
 @triton.jit
@@ -60,6 +65,35 @@ def block_values(ptr, base, e, mask, QTYPE: tl.constexpr):
         d, dm = q4_k_sub_block_scales(ptr, base, j, mask)
         q = (load_byte(ptr, base + 16 + (j // 2) * 32 + e % 32, mask) >> ((j % 2) * 4)) & 15
         w = d * q.to(tl.float32) - dm
+    elif QTYPE == 6 or QTYPE == 7:  # Q5_0, Q5_1: fifth bits, then nibbles as Q4_0
+        off = 2 * (QTYPE == 7)
+        high = (load_byte(ptr, base + 2 + off + e // 8, mask) >> (e % 8)) & 1
+        q = ((load_byte(ptr, base + 6 + off + e % 16, mask) >> ((e // 16) * 4)) & 15) | (high << 4)
+        if QTYPE == 6:
+            w = _f16(ptr, base, mask) * (q - 16).to(tl.float32)
+        else:
+            w = _f16(ptr, base, mask) * q.to(tl.float32) + _f16(ptr, base + 2, mask)
+    elif QTYPE == 13:  # Q5_K: Q4_K's scales and nibbles, fifth bit j of byte e % 32 for sub-block j
+        j = e // 32
+        d, dm = q4_k_sub_block_scales(ptr, base, j, mask)
+        low = (load_byte(ptr, base + 48 + (j // 2) * 32 + e % 32, mask) >> ((j % 2) * 4)) & 15
+        high = (load_byte(ptr, base + 16 + e % 32, mask) >> j) & 1
+        w = d * (low | (high << 4)).to(tl.float32) - dm
+    elif QTYPE == 10 or QTYPE == 11:  # Q2_K, Q3_K: 2-bit lows in 32-byte runs, four shifts apart
+        i = e // 16
+        runs = base + 16 + 16 * (QTYPE == 11) + (e // 128) * 32 + e % 32
+        low = (load_byte(ptr, runs, mask) >> (((e % 128) // 32) * 2)) & 3
+        if QTYPE == 10:
+            sc = load_byte(ptr, base + i, mask)
+            dl = _f16(ptr, base + 80, mask) * (sc & 15).to(tl.float32)
+            ml = _f16(ptr, base + 82, mask) * (sc >> 4).to(tl.float32)
+            w = dl * low.to(tl.float32) - ml
+        else:
+            high = (load_byte(ptr, base + e % 32, mask) >> (e // 32)) & 1
+            lo_sc = (load_byte(ptr, base + 96 + i % 8, mask) >> ((i // 8) * 4)) & 15
+            hi_sc = (load_byte(ptr, base + 104 + i % 4, mask) >> ((i // 4) * 2)) & 3
+            dl = _f16(ptr, base + 108, mask) * ((lo_sc | (hi_sc << 4)) - 32).to(tl.float32)
+            w = dl * (low - 4 * (1 - high)).to(tl.float32)
     else:
         tl.static_assert(QTYPE == 14)  # Q6_K
         r = e % 128
@@ -115,10 +149,10 @@ def _dequantize_kernel(
 
 
 def dequantize_triton(raw: torch.Tensor, qtype: GGMLType, shape: tuple[int, ...]) -> torch.Tensor:
-    """Triton dequantize of a `KERNEL_TYPES` tensor; fused multiply-add is disabled so results match
+    """Triton dequantize of a block-quantized tensor; fused multiply-add is disabled so results match
     gguf-py to the bit."""
     if qtype not in KERNEL_TYPES:
-        raise ValueError(f"the Triton dequantize kernel does not read {qtype.name}; use dequantize_ref")
+        raise ValueError(f"the Triton dequantize kernel reads block types, not {qtype.name}")
     out = torch.empty(shape, dtype=torch.float32, device=raw.device)
     values, size = BLOCK_GEOMETRY[qtype]
     n_blocks = out.numel() // values

@@ -18,8 +18,7 @@ batch 1, float32 activations in and out (ms; SmolLM2-135M shapes out x in, Q4_1 
 - "float32" (default for F32, F16): dequantized once to float32, the exact path (about 4x the memory
   of the packed codes for Q8_0, 8x for Q4; slower).
 The bfloat16 paths stay within 1e-2 of the output scale (max |error| / max |y|, measured ~4e-3);
-float32 within 1e-5. Off the CPU, types the Triton kernels do not read (see `kernels.KERNEL_TYPES`) are
-dequantized once to bfloat16; without Triton, the others are dequantized on each call.
+float32 within 1e-5. Off the CPU without Triton, the weight is dequantized on each call.
 """
 
 from dataclasses import dataclass, field
@@ -46,7 +45,6 @@ class QuantizedWeight:
     data: torch.Tensor
     shape: tuple[int, int]
     cpu_path: str = "auto"
-    # What the PyTorch matmul reads: the CPU path's form, or a bfloat16 copy on a GPU for types no kernel reads.
     _cpu_weight: torch.Tensor | Int4Weight | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,8 +65,6 @@ class QuantizedWeight:
             self.cpu_path = self._default_cpu_path()
         if self.data.device.type == "cpu":
             self._pack_for_cpu()
-        elif self.qtype not in KERNEL_TYPES:  # no kernel reads these blocks: dequantize once, not per call
-            self._cpu_weight = self.dequantize().to(torch.bfloat16)
 
     def _default_cpu_path(self) -> str:
         if self.qtype in _INT4_TYPES and self.shape[0] % 16 == 0:
@@ -144,11 +140,9 @@ def quantized_linear_vendor(
 
 
 def quantized_linear_ref(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """PyTorch twin: the cached CPU path; on other devices the weight dequantized at load (types no
-    Triton kernel reads) or on each call."""
+    """PyTorch twin: the cached CPU path, or a per-call dequantize on other devices."""
     if x.device.type != "cpu":
-        w = qweight.dequantize() if qweight._cpu_weight is None else qweight._cpu_weight
-        return F.linear(x, w.to(x.dtype), None if bias is None else bias.to(x.dtype))
+        return F.linear(x, qweight.dequantize().to(x.dtype), None if bias is None else bias.to(x.dtype))
     if qweight._cpu_weight is None:
         qweight._pack_for_cpu()
     flat = x.dim() == 2  # the engine's flat token batches: no reshapes (each costs a call per layer)

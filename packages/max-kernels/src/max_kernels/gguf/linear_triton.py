@@ -6,7 +6,7 @@ scales once and each 4-bit code byte once (both nibbles); Q4_K multiplies intege
 activations per 32-value sub-block and applies the sub-block's scale and offset to the sums.
 Larger batches run a GEMM tile kernel on `tl.dot` with the weight tile cast to the activation dtype
 (float32 activations use full-precision dots); its Q4_0 / Q4_1 / Q8_0 / Q4_K tiles are decoded
-block-wise the same way, Q6_K value by value.
+block-wise the same way, the other types value by value.
 """
 
 from functools import cache
@@ -132,7 +132,7 @@ def _gemm_kernel(
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        if BS == 32:  # Q4_0, Q4_1, Q8_0: whole blocks, scales read once per block
+        if QTYPE == 2 or QTYPE == 3 or QTYPE == 8:  # Q4_0, Q4_1, Q8_0: whole blocks, scales read once per block
             blocks = k0 // 32 + tl.arange(0, BLOCK_K // 32)
             block_mask = (offs_n < N)[:, None, None] & (blocks * 32 < K)[None, :, None]
             base = offs_n[:, None, None].to(tl.int64) * w_row_bytes + blocks[None, :, None] * TS
