@@ -99,7 +99,7 @@ class ModelRunner:
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch) -> dict[Sequence, int]:
         """One step, synchronously: the sampled token of each request that reached its last token."""
-        seqs, tokens = self._threaded(self._step, batch)
+        seqs, tokens = self._step_in_threads(batch)
         if not seqs:
             return {}
         token_ids = tokens.tolist()
@@ -115,15 +115,18 @@ class ModelRunner:
         (they need the tokens on the host); their seeded draws are keyed one token later by `lag`.
         """
         batch = ScheduledBatch(seqs=list(seqs), num_new_tokens=[1] * len(seqs))
-        _, tokens = self._threaded(self._step, batch, lag, input_ids)
+        _, tokens = self._step_in_threads(batch, lag, input_ids)
         return DecodeLaunch(batch.seqs, tokens, HostCopy(tokens))
 
-    def _threaded(self, fn, *args):
+    def _step_in_threads(
+        self, batch: ScheduledBatch, lag: int = 0, input_ids: torch.Tensor | None = None
+    ) -> tuple[list[Sequence], torch.Tensor | None]:
+        """`_step` under the CPU thread arm chosen for its size (see `StepThreads`), where there is one."""
         if self.threads is None:
-            return fn(*args)
-        self.threads.enter(sum(args[0].num_new_tokens))
+            return self._step(batch, lag, input_ids)
+        self.threads.enter(batch.num_tokens)
         try:
-            return fn(*args)
+            return self._step(batch, lag, input_ids)
         finally:
             self.threads.leave()
 
