@@ -72,7 +72,8 @@ class ModelConfig(BaseModel):
     use_subgraphs: bool = setting(
         True,
         "Whether to use subgraphs for the model. This can significantly reduce compile time, especially for "
-        "large models with identical blocks.",
+        "large models with identical blocks. This engine compiles no model graph (its kernels are Triton, "
+        "decode steps are captured as device graphs), so the setting has no effect.",
     )
     data_parallel_degree: int = setting(
         1,

@@ -74,15 +74,15 @@ class RuntimeConfig(BaseModel):
     enable_overlap_scheduler: bool = setting(
         False,
         "Whether to enable the overlap scheduler, which prepares the next batch on the host while the device "
-        "runs the current one.",
+        "runs the current one. Here: the decode steps of a multi-step round are pipelined (--max-num-steps).",
     )
     device_graph_capture: bool = setting(
-        False, "Enable device graph capture and replay for graph execution."
+        False, "Enable device graph capture and replay for graph execution (CUDA graphs of decode steps; GPU only)."
     )
     debug_verify_replay: bool = setting(
         False,
         "When device_graph_capture is enabled, execute eager launch-trace verification before replay. "
-        "Intended for debugging only.",
+        "Intended for debugging only. Here: the first replay of each batch size is compared with the eager step.",
     )
     pipeline_role: PipelineRole = setting(
         PipelineRole.prefill_and_decode,
