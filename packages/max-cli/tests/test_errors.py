@@ -22,7 +22,7 @@ CASES = [
     (["--device-memory-utilization", "1.5"], "--device-memory-utilization: input should be less than or equal to 1"),
     (["--num-warmups", "-1"], "--num-warmups: input should be greater than or equal to 0"),
     (["--rope-type", "sideways"], "Invalid value for '--rope-type': 'sideways' is not one of"),
-    (["--quantization-encoding", "iq4_nl"], "Invalid value for '--quantization-encoding'"),
+    (["--quantization-encoding", "iq2_xxs"], "Invalid value for '--quantization-encoding'"),
     (["--model", "./nowhere/model"], "--model-path ./nowhere/model: no such file or folder"),
     (["--model-path", "/tmp/definitely/missing.gguf"], "no such file or folder"),
     (["--min-new-tokens", "10", "--max-new-tokens", "5"], "--min-new-tokens 10 is above --max-new-tokens 5"),

@@ -37,8 +37,8 @@ def test_encoding_is_the_majority_type_of_2d_weights(tmp_path, make_gguf, qtype,
 
 
 def test_unsupported_tensor_type_is_a_clear_error(tmp_path, make_gguf):
-    path = make_gguf(tmp_path / "m.gguf", qtype="IQ4_NL", hidden=256, ffn=256)
-    with pytest.raises(ConfigError, match="GGUF tensor type IQ4_NL is not supported"):
+    path = make_gguf(tmp_path / "m.gguf", qtype="IQ2_XXS", hidden=256, ffn=256)
+    with pytest.raises(ConfigError, match="GGUF tensor type IQ2_XXS is not supported"):
         read_gguf(path)
 
 

@@ -146,6 +146,7 @@ def test_decode_step_matches_float64(qtypes, D, qk_norm, window, gemma, kv_dtype
         [(GGMLType.Q5_K, 32), (GGMLType.Q6_K, 16)],  # as Q5_K_M files mix them
         [(GGMLType.Q3_K, 16), (GGMLType.Q5_K, 16), (GGMLType.Q4_K, 16)],  # as Q3_K_M files mix them
         [(GGMLType.Q5_0, 16), (GGMLType.Q5_1, 32)],
+        [(GGMLType.IQ4_XS, 32), (GGMLType.IQ4_NL, 16), (GGMLType.Q6_K, 16)],  # as IQ4_XS files mix them
     ],
 )
 def test_every_block_type_multiplies_as_its_dequantized_weight(parts, march):

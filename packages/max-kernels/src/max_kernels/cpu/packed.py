@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import torch
 
-from max_kernels.gguf.dequantize import q3_k_parts, q5_codes, q5_k_parts, q6_k_parts
+from max_kernels.gguf.dequantize import iq4_codes, iq4_xs_parts, q3_k_parts, q5_codes, q5_k_parts, q6_k_parts
 from max_kernels.gguf.formats import GGMLType
 from max_kernels.gguf.linear import int4_groups
 
 SUPPORTED_TYPES = (
     GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
-    GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+    GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.IQ4_XS,
 )
 _P = ctypes.c_void_p
 
@@ -45,7 +45,8 @@ class QMatStruct(ctypes.Structure):
 class _Segment:
     """Rows in the library's storage: `bits`-bit codes (4: nibbles as Q4_0 lays them out; 8, 16: one
     integer per value) with float32 per-32 `scale` and optional `min`: w = code * scale + min.
-    Q4 types take 4 bits, Q8_0 and the Q5 types 8, Q6_K and Q3_K 16 (codes times sub-block scales)."""
+    Q4 types take 4 bits, Q8_0, the Q5 and IQ4 types 8 (IQ4: their levels), Q6_K and Q3_K 16 (codes times
+    sub-block scales)."""
 
     bits: int
     rows: int
@@ -72,6 +73,12 @@ class _Segment:
             if qtype == GGMLType.Q5_0:
                 return cls(8, rows, (q - 16).view(torch.uint8).reshape(rows, cols), d, None)
             return cls(8, rows, q.view(torch.uint8).reshape(rows, cols), d, _f16(b[:, 2:4]).reshape(rows, nb))
+        if qtype == GGMLType.IQ4_NL:  # w = d * level: the levels are the 8-bit codes
+            b = blocks.reshape(rows * nb, 18)
+            return cls(8, rows, iq4_codes(b[:, 2:]).view(torch.uint8).reshape(rows, cols), _f16(b[:, :2]).reshape(rows, nb), None)
+        if qtype == GGMLType.IQ4_XS:
+            codes, scale = iq4_xs_parts(blocks.reshape(-1, 136))
+            return cls(8, rows, codes.view(torch.uint8).reshape(rows, cols), scale.reshape(rows, nb), None)
         if qtype == GGMLType.Q5_K:  # per 32-value sub-block: w = scale * q - min
             q, scale, mn = q5_k_parts(blocks.reshape(-1, 176))
             return cls(8, rows, q.reshape(rows, cols).contiguous(), scale.reshape(rows, nb), (-mn).reshape(rows, nb))

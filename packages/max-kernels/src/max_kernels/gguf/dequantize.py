@@ -7,7 +7,7 @@ the Triton kernel is launched with floating-point contraction turned off for the
 import torch
 
 from max_kernels.dispatch import use_triton
-from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes
+from max_kernels.gguf.formats import FLOAT_TYPES, IQ4_LEVELS, GGMLType, as_ggml_type, packed_bytes
 from max_kernels.gguf.kernels import KERNEL_TYPES, dequantize_triton
 
 
@@ -150,6 +150,33 @@ def _q3_k(b: torch.Tensor) -> torch.Tensor:
     return ((d * scales.float()).view(n, 16, 1) * q.float()).reshape(n, 256)
 
 
+def iq4_codes(qs: torch.Tensor) -> torch.Tensor:
+    """IQ4 nibbles `[n, 16]` (one 32-value run, laid out as Q4_0) -> their levels `[n, 32]` (int8)."""
+    levels = torch.tensor(IQ4_LEVELS, dtype=torch.int8).to(qs.device, non_blocking=True)
+    return levels[_nibbles(qs).long()]
+
+
+def _iq4_nl(b: torch.Tensor) -> torch.Tensor:
+    return _f16(b[:, :2]) * iq4_codes(b[:, 2:]).float()
+
+
+def iq4_xs_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IQ4_XS blocks `[n, 136]` -> levels `[n, 8, 32]` (int8) and per-sub-block scales `d * (sc - 32)`
+    (`[n, 8, 1]` float32): w = scale * level."""
+    n = b.shape[0]
+    d = _f16(b[:, :2])
+    high = _bits(b[:, 2:4]).reshape(n, 8, 2)  # bits 2j, 2j + 1 of the little-endian uint16
+    low = torch.stack([b[:, 4:8] & 0x0F, b[:, 4:8] >> 4], dim=-1).reshape(n, 8)
+    sc = (low | (high[..., 0] << 4) | (high[..., 1] << 5)).to(torch.int8) - 32
+    codes = iq4_codes(b[:, 8:].reshape(n * 8, 16)).reshape(n, 8, 32)
+    return codes, (d * sc.float()).view(n, 8, 1)
+
+
+def _iq4_xs(b: torch.Tensor) -> torch.Tensor:
+    codes, scale = iq4_xs_parts(b)
+    return (scale * codes.float()).reshape(-1, 256)
+
+
 def _q2_k(b: torch.Tensor) -> torch.Tensor:
     n = b.shape[0]
     scales, qs, d, dmin = b[:, :16], b[:, 16:80], _f16(b[:, 80:82]), _f16(b[:, 82:84])
@@ -170,6 +197,8 @@ _BLOCK_DECODERS = {
     GGMLType.Q4_K: (144, _q4_k),
     GGMLType.Q5_K: (176, _q5_k),
     GGMLType.Q6_K: (210, _q6_k),
+    GGMLType.IQ4_NL: (18, _iq4_nl),
+    GGMLType.IQ4_XS: (136, _iq4_xs),
 }
 
 

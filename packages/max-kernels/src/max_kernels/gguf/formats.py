@@ -24,6 +24,10 @@ Block layouts (bytes, little endian; `d`, `m`, `dmin` are float16):
   6-bit scales (offset by 32), `d`; q = low - 4 * (1 - high bit), w = (d * (sc_(i // 16) - 32)) * q.
 - Q2_K (256 values, 84 B): 16 bytes of 4-bit scale / min pairs, 64 bytes of 2-bit values, `d`,
   `dmin`; w = (d * sc_(i // 16)) * q - (dmin * m_(i // 16)).
+- IQ4_NL (32 values, 18 B): `d`, nibbles as Q4_0; w = d * K[q], with K the 16 non-linear levels
+  `IQ4_LEVELS`.
+- IQ4_XS (256 values, 136 B): `d`, a uint16 of eight 2-bit scale highs, 4 bytes of eight 4-bit scale
+  lows, then for each 32-value sub-block j 16 bytes of nibbles as Q4_0; w = (d * (sc_j - 32)) * K[q].
 The K-quants lay their 2-bit fields out in runs of 32 bytes, four shifts (0, 2, 4, 6) apart.
 """
 
@@ -46,6 +50,8 @@ class GGMLType(IntEnum):
     Q4_K = 12
     Q5_K = 13
     Q6_K = 14
+    IQ4_NL = 20
+    IQ4_XS = 23
     BF16 = 30
 
 
@@ -64,7 +70,12 @@ BLOCK_GEOMETRY: dict[GGMLType, tuple[int, int]] = {
     GGMLType.Q4_K: (256, 144),
     GGMLType.Q5_K: (256, 176),
     GGMLType.Q6_K: (256, 210),
+    GGMLType.IQ4_NL: (32, 18),
+    GGMLType.IQ4_XS: (256, 136),
 }
+
+# The 16 levels of the IQ4 types' 4-bit codes.
+IQ4_LEVELS = (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
 
 FLOAT_TYPES = {GGMLType.F32: torch.float32, GGMLType.F16: torch.float16, GGMLType.BF16: torch.bfloat16}
 

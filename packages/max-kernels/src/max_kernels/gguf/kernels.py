@@ -8,8 +8,8 @@ at once; `weight_values` decodes any (row, column) positions, so tiles need not 
 
 import torch
 
-from max_kernels.dispatch import import_triton
-from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType
+from max_kernels.dispatch import import_triton, triton_available
+from max_kernels.gguf.formats import BLOCK_GEOMETRY, IQ4_LEVELS, GGMLType
 
 triton, tl = import_triton()
 
@@ -18,6 +18,7 @@ KERNEL_TYPES = frozenset(
     {
         GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
         GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+        GGMLType.IQ4_NL, GGMLType.IQ4_XS,
     }
 )
 
@@ -42,6 +43,19 @@ def q4_k_sub_block_scales(ptr, base, j, mask):
     sc = tl.where(j < 4, lo & 63, (hi & 15) | ((lo >> 6) << 4))
     mn = tl.where(j < 4, mid & 63, (hi >> 4) | ((mid >> 6) << 4))
     return _f16(ptr, base, mask) * sc.to(tl.float32), _f16(ptr, base + 2, mask) * mn.to(tl.float32)
+
+
+# IQ4_LEVELS as four words of four bytes (two's complement), so kernels look levels up without a table.
+_IQ4_WORDS = [sum((v & 0xFF) << (8 * k) for k, v in enumerate(IQ4_LEVELS[i : i + 4])) for i in range(0, 16, 4)]
+IQ4_W0, IQ4_W1, IQ4_W2, IQ4_W3 = (tl.constexpr(w) if triton_available() else w for w in _IQ4_WORDS)
+
+
+@triton.jit
+def iq4_level(q):
+    """The IQ4 level of 4-bit codes `q` (int32), as int32."""
+    word = tl.where(q < 8, tl.where(q < 4, IQ4_W0, IQ4_W1), tl.where(q < 12, IQ4_W2, IQ4_W3)).to(tl.int64)
+    byte = ((word >> ((q % 4) * 8).to(tl.int64)) & 255).to(tl.int32)
+    return byte - 256 * (byte >= 128).to(tl.int32)
 
 
 @triton.jit
@@ -94,6 +108,16 @@ def block_values(ptr, base, e, mask, QTYPE: tl.constexpr):
             hi_sc = (load_byte(ptr, base + 104 + i % 4, mask) >> ((i // 4) * 2)) & 3
             dl = _f16(ptr, base + 108, mask) * ((lo_sc | (hi_sc << 4)) - 32).to(tl.float32)
             w = dl * (low - 4 * (1 - high)).to(tl.float32)
+    elif QTYPE == 20:  # IQ4_NL: nibbles as Q4_0, looked up
+        q = (load_byte(ptr, base + 2 + e % 16, mask) >> ((e // 16) * 4)) & 15
+        w = _f16(ptr, base, mask) * iq4_level(q).to(tl.float32)
+    elif QTYPE == 23:  # IQ4_XS: 16 bytes of nibbles per 32-value sub-block j, 6-bit scales
+        j = e // 32
+        q = (load_byte(ptr, base + 8 + j * 16 + e % 16, mask) >> (((e % 32) // 16) * 4)) & 15
+        low = (load_byte(ptr, base + 4 + j // 2, mask) >> ((j % 2) * 4)) & 15
+        high = (load_byte(ptr, base + 2 + j // 4, mask) >> ((j % 4) * 2)) & 3
+        dl = _f16(ptr, base, mask) * ((low | (high << 4)) - 32).to(tl.float32)
+        w = dl * iq4_level(q).to(tl.float32)
     else:
         tl.static_assert(QTYPE == 14)  # Q6_K
         r = e % 128

@@ -21,6 +21,8 @@ _SCALE_FIELDS: dict[GGMLType, tuple[tuple[int, float, float], ...]] = {
     GGMLType.Q5_K: ((0, 1e-4, 2e-3), (2, 1e-4, 2e-3)),
     GGMLType.Q3_K: ((108, 1e-4, 2e-3),),
     GGMLType.Q2_K: ((80, 1e-4, 2e-3), (82, 1e-4, 2e-3)),
+    GGMLType.IQ4_NL: ((0, 1e-4, 2e-3),),
+    GGMLType.IQ4_XS: ((0, 1e-4, 2e-3),),
 }
 
 
