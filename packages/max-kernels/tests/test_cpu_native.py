@@ -147,6 +147,7 @@ def test_decode_step_matches_float64(qtypes, D, qk_norm, window, gemma, kv_dtype
         [(GGMLType.Q3_K, 16), (GGMLType.Q5_K, 16), (GGMLType.Q4_K, 16)],  # as Q3_K_M files mix them
         [(GGMLType.Q5_0, 16), (GGMLType.Q5_1, 32)],
         [(GGMLType.IQ4_XS, 32), (GGMLType.IQ4_NL, 16), (GGMLType.Q6_K, 16)],  # as IQ4_XS files mix them
+        [(GGMLType.Q2_K, 32), (GGMLType.Q3_K, 16), (GGMLType.Q4_1, 16)],  # per-16 and per-32 mins side by side
     ],
 )
 def test_every_block_type_multiplies_as_its_dequantized_weight(parts, march):
@@ -168,7 +169,7 @@ def test_unsupported_block_types_are_refused():
     with pytest.raises(ValueError, match="native decode step takes"):
         PackedMatrix([(GGMLType.F16, torch.zeros(16, 512, dtype=torch.uint8))], 256)
     with pytest.raises(ValueError, match="native decode step takes"):
-        PackedMatrix([(GGMLType.Q2_K, torch.zeros(16, 84, dtype=torch.uint8))], 256)
+        PackedMatrix([(GGMLType.BF16, torch.zeros(16, 512, dtype=torch.uint8))], 256)
 
 
 def test_sizes_the_library_would_trust_are_checked():

@@ -98,9 +98,10 @@ def test_models_the_library_does_not_fit_decode_in_pytorch(tmp_path):
         (Q.Q3_K, {"attn_v": Q.Q5_K, "ffn_down": Q.Q4_K}),  # as Q3_K_M files have them
         (Q.Q5_1, {"attn_v": Q.Q5_0}),
         (Q.IQ4_XS, {"attn_v": Q.IQ4_NL, "ffn_down": Q.Q6_K}),
+        (Q.Q2_K, {"attn_v": Q.Q3_K, "ffn_down": Q.Q3_K}),
     ],
 )
-def test_native_step_reads_q5_q3_k_and_iq4_blocks(qtype, overrides, tmp_path):
+def test_native_step_reads_q5_low_k_quant_and_iq4_blocks(qtype, overrides, tmp_path):
     """Random K-quant and IQ4 blocks (gguf cannot quantize them) through the native step against the exact
     PyTorch model, one token per step for two requests."""
     config = LlamaConfig(vocab_size=128, hidden_size=256, intermediate_size=512, num_hidden_layers=2,

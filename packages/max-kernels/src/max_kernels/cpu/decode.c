@@ -1,5 +1,5 @@
 // Native CPU decode step for Llama-shaped decoders (and Gemma 3) with GGUF block weights (Q4_0,
-// Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS).
+// Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS).
 //
 // One call runs every layer for a batch of B requests that each add one token: RMSNorm, fused QKV
 // projection (+ bias), optional RMSNorm of each q and k head, RoPE (rotate-half), K/V store into
@@ -18,18 +18,21 @@
 #include <immintrin.h>
 #endif
 
-// How a segment stores its codes: 4-bit (Q4_0, Q4_1, Q4_K), 8-bit (Q8_0, Q5_0, Q5_1, Q5_K; IQ4 levels) or
+// How a segment stores its codes: 4-bit (Q4_0, Q4_1, Q4_K), 8-bit (Q8_0, Q5_0, Q5_1, Q5_K, Q2_K; IQ4 levels) or
 // 16-bit (Q6_K, Q3_K: codes stored multiplied by their 16-value sub-block scales).
 enum { U4 = 4, I8 = 8, I16 = 16 };
 #define QK 32
+#define QH 16  // activation sums are kept per half block, for the per-16 minimums of Q2_K
 #define MAXSEG 3
 
-// Rows of one storage: w = code * scale + min per block of 32 (no min: 0).
+// Rows of one storage: w = code * scale + min, with a scale per block of 32 and a min per block of
+// 32 (`min`) or of 16 (`min16`, Q2_K); no min: 0.
 typedef struct {
     int type, rows;
     const uint8_t *codes;  // U4: [rows, cols / 32, 16] nibbles (value j < 16 low, 16 + j high); I8, I16: [rows, cols]
     const float *scale;    // [rows, cols / 32]
     const float *min;      // [rows, cols / 32] or NULL
+    const float *min16;    // [rows, cols / 16] or NULL
 } qseg_t;
 
 // A matrix [rows, cols]: its segments stacked by rows (a fused projection may mix storages).
@@ -60,11 +63,12 @@ typedef struct {
     int max_batch;
     float *res, *x, *qkv, *attn, *gu, *act, *h, *scores;
     int16_t *xq;
-    float *xd, *xs;
+    float *xd, *xs;  // per block of 32: activation scale; per half block: scale * sum of codes
 } model_t;
 
-// x [cols] -> 16-bit codes q, per-block scale d and d * sum(q) (for the Q4 offset terms). At 16 bits
-// the rounding of the activation (<= max |x| / 65534 per block) stays far below float16/bfloat16's.
+// x [cols] -> 16-bit codes q, per-block scale d and d * sum(q) per half block (for the offset terms
+// of weights with minimums). At 16 bits the rounding of the activation (<= max |x| / 65534 per block)
+// stays far below float16/bfloat16's.
 static void quantize_row(const float *x, int cols, int16_t *q, float *d, float *s) {
     for (int b = 0; b < cols / QK; b++) {
         const float *xb = x + b * QK;
@@ -72,16 +76,24 @@ static void quantize_row(const float *x, int cols, int16_t *q, float *d, float *
 #pragma omp simd reduction(max : amax)
         for (int j = 0; j < QK; j++) amax = (fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax);
         float dd = amax / 32767.f, id = dd > 0.f ? 1.f / dd : 0.f;
-        int sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < QK; j++) {
+        int sum0 = 0, sum1 = 0;
+#pragma omp simd reduction(+ : sum0)
+        for (int j = 0; j < QH; j++) {
             float v = xb[j] * id;
             int r = (int)(v + (v >= 0.f ? 0.5f : -0.5f));  // round half away from zero
             q[b * QK + j] = (int16_t)r;
-            sum += r;
+            sum0 += r;
+        }
+#pragma omp simd reduction(+ : sum1)
+        for (int j = QH; j < QK; j++) {
+            float v = xb[j] * id;
+            int r = (int)(v + (v >= 0.f ? 0.5f : -0.5f));
+            q[b * QK + j] = (int16_t)r;
+            sum1 += r;
         }
         d[b] = dd;
-        s[b] = dd * (float)sum;
+        s[2 * b] = dd * (float)sum0;
+        s[2 * b + 1] = dd * (float)sum1;
     }
 }
 
@@ -202,17 +214,25 @@ ROW_DOTS(row_dots_q8, widen_q8, 32)
 ROW_DOTS(row_dots_i16, widen_i16, 64)
 
 // Activation row b of a matrix with `cols` inputs: where its codes and block scales live.
-#define XQ(md, b, cols) (md)->xq + (size_t)(b) * (cols), (md)->xd + (size_t)(b) * ((cols) / QK), (md)->xs + (size_t)(b) * ((cols) / QK)
+#define XQ(md, b, cols) (md)->xq + (size_t)(b) * (cols), (md)->xd + (size_t)(b) * ((cols) / QK), (md)->xs + (size_t)(b) * ((cols) / QH)
 
 // Writes y[b, r] for the dot product `v` of segment row `row` (matrix row r) with request b: the
 // blocks' mins times the activation sums, and the bias, added.
 static inline void put(const model_t *md, const qmat_t *m, const qseg_t *g, int row, int r, int b, float v, float *y) {
     int nb = m->cols / QK;
+    const float *xs = md->xs + (size_t)b * 2 * nb;
     if (g->min) {
-        const float *mn = g->min + (size_t)row * nb, *xs = md->xs + (size_t)b * nb;
+        const float *mn = g->min + (size_t)row * nb;
         float offset = 0.f;
 #pragma omp simd reduction(+ : offset)
-        for (int j = 0; j < nb; j++) offset += mn[j] * xs[j];
+        for (int j = 0; j < nb; j++) offset += mn[j] * (xs[2 * j] + xs[2 * j + 1]);
+        v += offset;
+    }
+    if (g->min16) {
+        const float *mn = g->min16 + (size_t)row * 2 * nb;
+        float offset = 0.f;
+#pragma omp simd reduction(+ : offset)
+        for (int j = 0; j < 2 * nb; j++) offset += mn[j] * xs[j];
         v += offset;
     }
     y[(size_t)b * m->rows + r] = m->bias ? v + m->bias[r] : v;
@@ -375,7 +395,7 @@ static void attention(const model_t *md, const layer_t *L, int B, const int *seq
         }
         if (D % QK == 0) {  // this head's blocks of the output projection's input
             int16_t *xq = md->xq + (size_t)b * cols + h * D;
-            float *xd = md->xd + (size_t)b * (cols / QK) + h * D / QK, *xs = md->xs + (size_t)b * (cols / QK) + h * D / QK;
+            float *xd = md->xd + (size_t)b * (cols / QK) + h * D / QK, *xs = md->xs + (size_t)b * (cols / QH) + h * D / QH;
             quantize_row(out, D, xq, xd, xs);
         }
     }
@@ -398,7 +418,7 @@ static void gate_mul(const model_t *md, const layer_t *L, int B) {
                 a[j] = 0.5f * g[j] * (1.f + tanhf(0.7978845608028654f * (g[j] + 0.044715f * g[j] * g[j] * g[j]))) * u[j];
         else
             for (int j = 0; j < QK; j++) a[j] = g[j] / (1.f + expf(-g[j])) * u[j];
-        quantize_row(a, QK, md->xq + (size_t)b * I + j0, md->xd + (size_t)b * nb + j0 / QK, md->xs + (size_t)b * nb + j0 / QK);
+        quantize_row(a, QK, md->xq + (size_t)b * I + j0, md->xd + (size_t)b * nb + j0 / QK, md->xs + (size_t)b * 2 * nb + j0 / QH);
     }
 }
 

@@ -141,7 +141,7 @@ class NativeDecodeStep:
             "scores": torch.zeros(max_batch * s.num_heads, max_len, **f32),
             "xq": torch.zeros(max_batch, kmax, dtype=torch.int16),
             "xd": torch.zeros(max_batch, kmax // 32, **f32),
-            "xs": torch.zeros(max_batch, kmax // 32, **f32),
+            "xs": torch.zeros(max_batch, kmax // 16, **f32),
         }
         self._keep = (layers, final_norm.float().contiguous(), lm_head)
         self._layers = (_Layer * len(layers))(*[

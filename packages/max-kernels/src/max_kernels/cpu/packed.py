@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 import torch
 
-from max_kernels.gguf.dequantize import iq4_codes, iq4_xs_parts, q3_k_parts, q5_codes, q5_k_parts, q6_k_parts
+from max_kernels.gguf.dequantize import (
+    iq4_codes, iq4_xs_parts, q2_k_parts, q3_k_parts, q5_codes, q5_k_parts, q6_k_parts,
+)
 from max_kernels.gguf.formats import GGMLType
 from max_kernels.gguf.linear import int4_groups
 
 SUPPORTED_TYPES = (
     GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
-    GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.IQ4_XS,
+    GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.IQ4_XS,
 )
 _P = ctypes.c_void_p
 
@@ -28,7 +30,7 @@ def address(t: torch.Tensor | None) -> int:
 
 
 class _QSeg(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("rows", ctypes.c_int), ("codes", _P), ("scale", _P), ("min", _P)]
+    _fields_ = [("type", ctypes.c_int), ("rows", ctypes.c_int), ("codes", _P), ("scale", _P), ("min", _P), ("min16", _P)]
 
 
 MAX_SEGMENTS = 3
@@ -44,15 +46,17 @@ class QMatStruct(ctypes.Structure):
 @dataclass(eq=False)
 class _Segment:
     """Rows in the library's storage: `bits`-bit codes (4: nibbles as Q4_0 lays them out; 8, 16: one
-    integer per value) with float32 per-32 `scale` and optional `min`: w = code * scale + min.
-    Q4 types take 4 bits, Q8_0, the Q5 and IQ4 types 8 (IQ4: their levels), Q6_K and Q3_K 16 (codes times
-    sub-block scales)."""
+    integer per value) with float32 per-32 `scale` and optional per-32 `min` or per-16 `min16`:
+    w = code * scale + min.
+    Q4 types take 4 bits, Q8_0, the Q5 and IQ4 types 8 (IQ4: their levels), Q2_K 8 (codes times sub-block
+    scales, with per-16 mins), Q6_K and Q3_K 16 (codes times sub-block scales)."""
 
     bits: int
     rows: int
     codes: torch.Tensor
     scale: torch.Tensor
     min: torch.Tensor | None
+    min16: torch.Tensor | None = None
 
     @classmethod
     def of(cls, qtype: GGMLType, data: torch.Tensor, rows: int, cols: int) -> _Segment:
@@ -79,6 +83,14 @@ class _Segment:
         if qtype == GGMLType.IQ4_XS:
             codes, scale = iq4_xs_parts(blocks.reshape(-1, 136))
             return cls(8, rows, codes.view(torch.uint8).reshape(rows, cols), scale.reshape(rows, nb), None)
+        if qtype == GGMLType.Q2_K:  # w = d * (sc * q) - dmin * m: codes sc * q <= 45, a min per 16 values
+            q, sc, mn, d, dmin = q2_k_parts(blocks.reshape(-1, 84))
+            codes = (sc.to(torch.int16)[..., None] * q.to(torch.int16)).to(torch.int8).view(torch.uint8)
+            min16 = -(dmin * mn.float())
+            return cls(
+                8, rows, codes.reshape(rows, cols), d.expand(-1, 8).reshape(rows, nb).contiguous(), None,
+                min16.reshape(rows, cols // 16).contiguous(),
+            )
         if qtype == GGMLType.Q5_K:  # per 32-value sub-block: w = scale * q - min
             q, scale, mn = q5_k_parts(blocks.reshape(-1, 176))
             return cls(8, rows, q.reshape(rows, cols).contiguous(), scale.reshape(rows, nb), (-mn).reshape(rows, nb))
@@ -91,7 +103,9 @@ class _Segment:
         return cls(16, rows, codes.contiguous(), d.expand(-1, 8).reshape(rows, nb).contiguous(), None)
 
     def struct(self) -> _QSeg:
-        return _QSeg(self.bits, self.rows, self.codes.data_ptr(), self.scale.data_ptr(), address(self.min))
+        return _QSeg(
+            self.bits, self.rows, self.codes.data_ptr(), self.scale.data_ptr(), address(self.min), address(self.min16)
+        )
 
 
 @dataclass(eq=False)

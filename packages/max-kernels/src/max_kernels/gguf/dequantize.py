@@ -177,13 +177,21 @@ def _iq4_xs(b: torch.Tensor) -> torch.Tensor:
     return (scale * codes.float()).reshape(-1, 256)
 
 
+def q2_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Q2_K blocks `[n, 84]` -> values 0..3 `[n, 16, 16]`, sub-block scales and mins 0..15 `[n, 16]`
+    (uint8), and `d`, `dmin` `[n, 1]`: w = d * sc * q - dmin * m."""
+    n = b.shape[0]
+    scales, qs = b[:, :16], b[:, 16:80]
+    q = _shifts(qs.reshape(n, 2, 32), (0, 2, 4, 6), 0x03).reshape(n, 16, 16)
+    return q, scales & 0x0F, scales >> 4, _f16(b[:, 80:82]), _f16(b[:, 82:84])
+
+
 def _q2_k(b: torch.Tensor) -> torch.Tensor:
     n = b.shape[0]
-    scales, qs, d, dmin = b[:, :16], b[:, 16:80], _f16(b[:, 80:82]), _f16(b[:, 82:84])
-    dl = (d * (scales & 0x0F).float()).view(n, 16, 1)
-    ml = (dmin * (scales >> 4).float()).view(n, 16, 1)
-    q = _shifts(qs.reshape(n, 2, 32), (0, 2, 4, 6), 0x03).reshape(n, 16, 16).float()
-    return (dl * q - ml).reshape(n, 256)
+    q, sc, mn, d, dmin = q2_k_parts(b)
+    dl = (d * sc.float()).view(n, 16, 1)
+    ml = (dmin * mn.float()).view(n, 16, 1)
+    return (dl * q.float() - ml).reshape(n, 256)
 
 
 _BLOCK_DECODERS = {
