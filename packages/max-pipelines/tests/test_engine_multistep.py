@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from fixtures.tiny_llm import PROMPTS, hf_greedy, make_llm, save_tiny
+from fixtures.tiny_llm import PROMPTS, make_llm, tiny_llama_greedy
 
 from max_config import PipelineConfig, SamplingParams
 from max_pipelines import LLM
@@ -14,8 +14,7 @@ NEW = 12
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("llama_multistep")
-    model = save_tiny(path, "llama")
-    return path, [hf_greedy(model, p, NEW) for p in PROMPTS]
+    return path, tiny_llama_greedy(path, NEW)
 
 
 def run(path, steps, params):

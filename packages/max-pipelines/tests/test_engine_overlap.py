@@ -8,7 +8,7 @@ import shutil
 import gguf
 import pytest
 from fixtures.tiny_gguf import write_llama_gguf
-from fixtures.tiny_llm import PROMPTS, hf_greedy, make_llm, save_tiny
+from fixtures.tiny_llm import PROMPTS, make_llm, tiny_llama_greedy
 from fixtures.tiny_models import make_tiny_model
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
@@ -21,8 +21,7 @@ NEW = 12
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("llama_overlap")
-    model = save_tiny(path, "llama")
-    return path, [hf_greedy(model, p, NEW) for p in PROMPTS]
+    return path, tiny_llama_greedy(path, NEW)
 
 
 @pytest.fixture
