@@ -8,7 +8,7 @@ import torch
 
 from max_kernels.dispatch import use_triton
 from max_kernels.gguf.formats import FLOAT_TYPES, IQ4_LEVELS, GGMLType, as_ggml_type, packed_bytes
-from max_kernels.gguf.kernels import KERNEL_TYPES, dequantize_triton
+from max_kernels.gguf.kernels import dequantize_triton
 
 
 def dequantize(raw: torch.Tensor, qtype: "GGMLType | int | str", shape: tuple[int, ...]) -> torch.Tensor:
@@ -20,7 +20,7 @@ def dequantize(raw: torch.Tensor, qtype: "GGMLType | int | str", shape: tuple[in
         raise ValueError(
             f"{qtype.name} tensor of shape {shape} needs {expected} uint8 bytes, got {raw.numel()} of {raw.dtype}"
         )
-    if use_triton(raw) and qtype in KERNEL_TYPES:
+    if use_triton(raw) and qtype not in FLOAT_TYPES:
         return dequantize_triton(raw, qtype, shape)
     return dequantize_ref(raw, qtype, shape)
 
@@ -33,6 +33,17 @@ def _f16(raw: torch.Tensor) -> torch.Tensor:
 def _nibbles(qs: torch.Tensor) -> torch.Tensor:
     """[n, c] bytes -> [n, 2c]: the c low nibbles, then the c high nibbles."""
     return torch.cat([qs & 0x0F, qs >> 4], dim=-1)
+
+
+def _bits(b: torch.Tensor) -> torch.Tensor:
+    """[n, c] bytes -> [n, c, 8]: bit j of byte i at [:, i, j]."""
+    return torch.stack([(b >> j) & 1 for j in range(8)], dim=-1)
+
+
+def _shifts(b: torch.Tensor, shifts: tuple[int, ...], mask: int) -> torch.Tensor:
+    """[n, g, w] byte runs -> [n, g, len(shifts), w]: each run's field at each shift (python shift
+    counts, so no tensor of them is copied to the device)."""
+    return torch.stack([(b >> s) & mask for s in shifts], dim=2)
 
 
 def _q4_0(b: torch.Tensor) -> torch.Tensor:
@@ -64,8 +75,7 @@ def _q4_k(b: torch.Tensor) -> torch.Tensor:
     sc, mn = q4_k_scales(b[:, 4:16])
     d = (d * sc.float()).view(n, 8, 1)
     dm = (dmin * mn.float()).view(n, 8, 1)
-    qs = b[:, 16:].reshape(n, 4, 1, 32)
-    q = (torch.cat([qs, qs >> 4], dim=2) & 0x0F).reshape(n, 8, 32).float()
+    q = _shifts(b[:, 16:].reshape(n, 4, 32), (0, 4), 0x0F).reshape(n, 8, 32).float()
     return (d * q - dm).reshape(n, 256)
 
 
@@ -73,11 +83,8 @@ def q6_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     """Q6_K blocks `[n, 210]` -> codes `[n, 256]` int8 in -32..31, sub-block scales `[n, 16]` int8 (one per
     16 values) and super-block scales `d` `[n, 1]` float32: w = d * scale * code."""
     n = b.shape[0]
-    ql, qh = b[:, :128], b[:, 128:192]
-    # Shifts by concatenation rather than a tensor of shift counts: no host-to-device copy (graph capture).
-    ql, qh = ql.reshape(n, 2, 1, 64), qh.reshape(n, 2, 1, 32)
-    low = torch.cat([ql, ql >> 4], dim=2) & 0x0F
-    high = torch.cat([qh, qh >> 2, qh >> 4, qh >> 6], dim=2) & 0x03
+    low = _shifts(b[:, :128].reshape(n, 2, 64), (0, 4), 0x0F)
+    high = _shifts(b[:, 128:192].reshape(n, 2, 32), (0, 2, 4, 6), 0x03)
     q = (low.reshape(n, 8, 32) | (high.reshape(n, 8, 32) << 4)).to(torch.int8) - 32
     return q.reshape(n, 256), b[:, 192:208].contiguous().view(torch.int8), _f16(b[:, 208:210])
 
@@ -86,16 +93,6 @@ def _q6_k(b: torch.Tensor) -> torch.Tensor:
     n = b.shape[0]
     q, sc, d = q6_k_parts(b)
     return ((d * sc.float()).view(n, 16, 1) * q.reshape(n, 16, 16).float()).reshape(n, 256)
-
-
-def _bits(b: torch.Tensor) -> torch.Tensor:
-    """[n, c] bytes -> [n, c, 8]: bit j of byte i at [:, i, j]."""
-    return torch.stack([(b >> j) & 1 for j in range(8)], dim=-1)
-
-
-def _shifts(b: torch.Tensor, shifts: tuple[int, ...], mask: int) -> torch.Tensor:
-    """[n, g, 32] byte runs -> [n, g, len(shifts), 32]: each run's field at each shift."""
-    return torch.stack([(b >> s) & mask for s in shifts], dim=2)
 
 
 def q5_codes(b: torch.Tensor) -> torch.Tensor:

@@ -9,18 +9,9 @@ at once; `weight_values` decodes any (row, column) positions, so tiles need not 
 import torch
 
 from max_kernels.dispatch import import_triton, triton_available
-from max_kernels.gguf.formats import BLOCK_GEOMETRY, IQ4_LEVELS, GGMLType
+from max_kernels.gguf.formats import BLOCK_GEOMETRY, FLOAT_TYPES, IQ4_LEVELS, GGMLType
 
 triton, tl = import_triton()
-
-# The types these kernels decode (every quantized type of `formats`).
-KERNEL_TYPES = frozenset(
-    {
-        GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
-        GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
-        GGMLType.IQ4_NL, GGMLType.IQ4_XS,
-    }
-)
 
 
 @triton.jit
@@ -175,7 +166,7 @@ def _dequantize_kernel(
 def dequantize_triton(raw: torch.Tensor, qtype: GGMLType, shape: tuple[int, ...]) -> torch.Tensor:
     """Triton dequantize of a block-quantized tensor; fused multiply-add is disabled so results match
     gguf-py to the bit."""
-    if qtype not in KERNEL_TYPES:
+    if qtype in FLOAT_TYPES:
         raise ValueError(f"the Triton dequantize kernel reads block types, not {qtype.name}")
     out = torch.empty(shape, dtype=torch.float32, device=raw.device)
     values, size = BLOCK_GEOMETRY[qtype]

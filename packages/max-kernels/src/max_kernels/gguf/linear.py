@@ -13,8 +13,8 @@ batch 1, float32 activations in and out (ms; SmolLM2-135M shapes out x in, Q4_1 
 
 - "int4pack" (default for Q4_0, Q4_1, Q4_K when `out` is a multiple of 16): the 4-bit codes repacked
   as an `Int4Weight` (see `max_kernels.int4pack`); activations run in bfloat16.
-- "bfloat16" (default for Q8_0, the Q5 and other K types, BF16 and the other Q4 shapes): dequantized once
-  to bfloat16.
+- "bfloat16" (default for Q8_0, the Q5, IQ4 and other K types, BF16 and the other Q4 shapes): dequantized
+  once to bfloat16.
 - "float32" (default for F32, F16): dequantized once to float32, the exact path (about 4x the memory
   of the packed codes for Q8_0, 8x for Q4; slower).
 The bfloat16 paths stay within 1e-2 of the output scale (max |error| / max |y|, measured ~4e-3);
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from max_kernels.dispatch import KernelPreferences, kernel_preferences, use_triton
 from max_kernels.gguf.dequantize import dequantize, q4_k_scales
-from max_kernels.gguf.formats import GGMLType, as_ggml_type, packed_bytes, row_bytes
-from max_kernels.gguf.kernels import KERNEL_TYPES, dequantize_triton
+from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes, row_bytes
+from max_kernels.gguf.kernels import dequantize_triton
 from max_kernels.gguf.linear_triton import GEMV_MAX_M, quantized_linear_triton
 from max_kernels.int4pack import Int4Weight
 
@@ -123,7 +123,7 @@ def _cuda_path(m: int, prefs: KernelPreferences) -> str:
 
 def quantized_linear(x: torch.Tensor, qweight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
     """y[..., out] = x[..., in] @ W.T (+ bias), in x's dtype."""
-    if use_triton(x) and use_triton(qweight.data) and qweight.qtype in KERNEL_TYPES:
+    if use_triton(x) and use_triton(qweight.data) and qweight.qtype not in FLOAT_TYPES:
         m = x.numel() // qweight.shape[1]
         if _cuda_path(m, kernel_preferences()) == "vendor_blas":
             return quantized_linear_vendor(x, qweight, bias)

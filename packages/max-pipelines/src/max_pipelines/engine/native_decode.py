@@ -4,8 +4,9 @@ It fits Llama-shaped decoders (Llama, SmolLM2, Mistral with its sliding window, 
 bias, Qwen3 with its q/k norms, Phi-3) and Gemma 3 (sub-block output norms, GELU, local and global
 RoPE tables, soft-capped logits) whose projections are packed GGUF weights of types Q4_0, Q4_1,
 Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS (mixed within a fused projection, as
-K_M files have them), with a float32 or bfloat16 KV cache. The LM head reads the file's blocks of the output (or tied embedding) table, or
-Q8_0 blocks of a float table, whose largest logits per row are then recomputed from that table.
+K_M files have them), with a float32 or bfloat16 KV cache. The LM head reads the file's blocks of the
+output (or tied embedding) table, or Q8_0 blocks of a float table, whose largest logits per row are
+then recomputed from that table.
 Anything else decodes in PyTorch.
 """
 
