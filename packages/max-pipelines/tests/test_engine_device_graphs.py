@@ -4,6 +4,7 @@ them (padding rows, static block tables, sizes) against transformers' greedy tok
 
 import pytest
 import torch
+from fixtures.eager_graphs import EagerReplay, eager_capture
 from fixtures.tiny_llm import PROMPTS, hf_greedy, make_llm, save_tiny
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
@@ -12,23 +13,6 @@ from max_pipelines.engine.device_graphs import DecodeGraphs, capture_sizes
 
 NEW = 10
 LIMITS = (NEW, 4, NEW, 7)  # requests leave the batch at different steps, so smaller graphs run padded
-
-
-class EagerReplay:
-    """A captured step replayed by running it again into the captured output."""
-
-    def __init__(self, step, out):
-        self.step, self.out = step, out
-        self.replays = 0
-
-    def replay(self):
-        self.out.copy_(self.step())
-        self.replays += 1
-
-
-def eager_capture(step):
-    out = step()
-    return EagerReplay(step, out), out
 
 
 class StaleReplay(EagerReplay):

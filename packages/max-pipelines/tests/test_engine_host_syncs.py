@@ -8,6 +8,7 @@ import sys
 
 import gguf
 import pytest
+from fixtures.eager_graphs import eager_capture
 from fixtures.tiny_gguf import write_llama_gguf
 from fixtures.tiny_llm import PROMPTS, make_llm, save_tiny
 from torch.overrides import TorchFunctionMode
@@ -46,16 +47,6 @@ class HostReads(TorchFunctionMode):
             if frame is not None and any(part in frame.f_code.co_filename for part in ENGINE):
                 self.reads.add(f"{name} at {frame.f_code.co_filename.rsplit('src/', 1)[-1]}:{frame.f_lineno}")
         return func(*args, **(kwargs or {}))
-
-
-def eager_capture(step):
-    out = step()
-
-    class Replay:
-        def replay(self):
-            out.copy_(step())
-
-    return Replay(), out
 
 
 @pytest.mark.parametrize("graphs", [False, True])
