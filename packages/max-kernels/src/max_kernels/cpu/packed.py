@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from max_kernels.gguf.dequantize import (
-    iq4_codes, iq4_xs_parts, q2_k_parts, q3_k_parts, q5_codes, q5_k_parts, q6_k_parts,
+    f16_fields, iq4_codes, iq4_xs_parts, q2_k_parts, q3_k_parts, q5_codes, q5_k_parts, q6_k_parts,
 )
 from max_kernels.gguf.formats import GGMLType
 from max_kernels.gguf.linear import int4_groups
@@ -18,10 +18,6 @@ SUPPORTED_TYPES = (
     GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.IQ4_NL, GGMLType.IQ4_XS,
 )
 _P = ctypes.c_void_p
-
-
-def _f16(raw: torch.Tensor) -> torch.Tensor:
-    return raw.contiguous().view(torch.float16).float().reshape(-1)
 
 
 def address(t: torch.Tensor | None) -> int:
@@ -68,18 +64,18 @@ class _Segment:
         blocks = data.reshape(rows, -1)
         if qtype == GGMLType.Q8_0:
             b = blocks.reshape(rows, nb, 34)
-            scale = b[..., :2].contiguous().view(torch.float16).float().reshape(rows, nb)
+            scale = f16_fields(b[..., :2]).reshape(rows, nb)
             return cls(8, rows, b[..., 2:].contiguous(), scale, None)
         if qtype in (GGMLType.Q5_0, GGMLType.Q5_1):  # w = d * (q - 16), or d * q + m
             b = blocks.reshape(rows * nb, -1)
             q = q5_codes(b).to(torch.int8)
-            d = _f16(b[:, :2]).reshape(rows, nb)
+            d = f16_fields(b[:, :2]).reshape(rows, nb)
             if qtype == GGMLType.Q5_0:
                 return cls(8, rows, (q - 16).view(torch.uint8).reshape(rows, cols), d, None)
-            return cls(8, rows, q.view(torch.uint8).reshape(rows, cols), d, _f16(b[:, 2:4]).reshape(rows, nb))
+            return cls(8, rows, q.view(torch.uint8).reshape(rows, cols), d, f16_fields(b[:, 2:4]).reshape(rows, nb))
         if qtype == GGMLType.IQ4_NL:  # w = d * level: the levels are the 8-bit codes
             b = blocks.reshape(rows * nb, 18)
-            return cls(8, rows, iq4_codes(b[:, 2:]).view(torch.uint8).reshape(rows, cols), _f16(b[:, :2]).reshape(rows, nb), None)
+            return cls(8, rows, iq4_codes(b[:, 2:]).view(torch.uint8).reshape(rows, cols), f16_fields(b[:, :2]).reshape(rows, nb), None)
         if qtype == GGMLType.IQ4_XS:
             codes, scale = iq4_xs_parts(blocks.reshape(-1, 136))
             return cls(8, rows, codes.view(torch.uint8).reshape(rows, cols), scale.reshape(rows, nb), None)

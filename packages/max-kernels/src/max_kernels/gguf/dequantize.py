@@ -25,7 +25,7 @@ def dequantize(raw: torch.Tensor, qtype: "GGMLType | int | str", shape: tuple[in
     return dequantize_ref(raw, qtype, shape)
 
 
-def _f16(raw: torch.Tensor) -> torch.Tensor:
+def f16_fields(raw: torch.Tensor) -> torch.Tensor:
     """Little-endian float16 fields ([..., 2] bytes) as float32 ([..., 1])."""
     return raw.contiguous().view(torch.float16).float()
 
@@ -47,18 +47,18 @@ def _shifts(b: torch.Tensor, shifts: tuple[int, ...], mask: int) -> torch.Tensor
 
 
 def _q4_0(b: torch.Tensor) -> torch.Tensor:
-    d = _f16(b[:, :2])
+    d = f16_fields(b[:, :2])
     q = _nibbles(b[:, 2:]).to(torch.int8) - 8
     return d * q.float()
 
 
 def _q4_1(b: torch.Tensor) -> torch.Tensor:
-    d, m = _f16(b[:, :2]), _f16(b[:, 2:4])
+    d, m = f16_fields(b[:, :2]), f16_fields(b[:, 2:4])
     return d * _nibbles(b[:, 4:]).float() + m
 
 
 def _q8_0(b: torch.Tensor) -> torch.Tensor:
-    return b[:, 2:].contiguous().view(torch.int8).float() * _f16(b[:, :2])
+    return b[:, 2:].contiguous().view(torch.int8).float() * f16_fields(b[:, :2])
 
 
 def q4_k_scales(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +71,7 @@ def q4_k_scales(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _q4_k(b: torch.Tensor) -> torch.Tensor:
     n = b.shape[0]
-    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    d, dmin = f16_fields(b[:, 0:2]), f16_fields(b[:, 2:4])
     sc, mn = q4_k_scales(b[:, 4:16])
     d = (d * sc.float()).view(n, 8, 1)
     dm = (dmin * mn.float()).view(n, 8, 1)
@@ -86,7 +86,7 @@ def q6_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     low = _shifts(b[:, :128].reshape(n, 2, 64), (0, 4), 0x0F)
     high = _shifts(b[:, 128:192].reshape(n, 2, 32), (0, 2, 4, 6), 0x03)
     q = (low.reshape(n, 8, 32) | (high.reshape(n, 8, 32) << 4)).to(torch.int8) - 32
-    return q.reshape(n, 256), b[:, 192:208].contiguous().view(torch.int8), _f16(b[:, 208:210])
+    return q.reshape(n, 256), b[:, 192:208].contiguous().view(torch.int8), f16_fields(b[:, 208:210])
 
 
 def _q6_k(b: torch.Tensor) -> torch.Tensor:
@@ -102,13 +102,13 @@ def q5_codes(b: torch.Tensor) -> torch.Tensor:
 
 
 def _q5_0(b: torch.Tensor) -> torch.Tensor:
-    d = _f16(b[:, :2])
+    d = f16_fields(b[:, :2])
     q = q5_codes(b).to(torch.int8) - 16
     return d * q.float()
 
 
 def _q5_1(b: torch.Tensor) -> torch.Tensor:
-    d, m = _f16(b[:, :2]), _f16(b[:, 2:4])
+    d, m = f16_fields(b[:, :2]), f16_fields(b[:, 2:4])
     return d * q5_codes(b).float() + m
 
 
@@ -116,7 +116,7 @@ def q5_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     """Q5_K blocks `[n, 176]` -> values 0..31 `[n, 8, 32]` (uint8) and per-sub-block scale `d * sc` and
     min `dmin * m` (`[n, 8, 1]` float32): w = scale * q - min."""
     n = b.shape[0]
-    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    d, dmin = f16_fields(b[:, 0:2]), f16_fields(b[:, 2:4])
     sc, mn = q4_k_scales(b[:, 4:16])
     low = _shifts(b[:, 48:].reshape(n, 4, 32), (0, 4), 0x0F).reshape(n, 8, 32)
     high = _bits(b[:, 16:48]).transpose(1, 2)  # [n, 8 sub-blocks, 32 values]
@@ -138,7 +138,7 @@ def q3_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     scales = (low_sc | (high_sc << 4)).to(torch.int8) - 32
     low = _shifts(qs.reshape(n, 2, 32), (0, 2, 4, 6), 0x03).reshape(n, 16, 16)
     high = _bits(hmask).transpose(1, 2).reshape(n, 16, 16) ^ 1  # a clear bit subtracts 4
-    return low.to(torch.int8) - (high << 2).to(torch.int8), scales, _f16(b[:, 108:110])
+    return low.to(torch.int8) - (high << 2).to(torch.int8), scales, f16_fields(b[:, 108:110])
 
 
 def _q3_k(b: torch.Tensor) -> torch.Tensor:
@@ -154,14 +154,14 @@ def iq4_codes(qs: torch.Tensor) -> torch.Tensor:
 
 
 def _iq4_nl(b: torch.Tensor) -> torch.Tensor:
-    return _f16(b[:, :2]) * iq4_codes(b[:, 2:]).float()
+    return f16_fields(b[:, :2]) * iq4_codes(b[:, 2:]).float()
 
 
 def iq4_xs_parts(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """IQ4_XS blocks `[n, 136]` -> levels `[n, 8, 32]` (int8) and per-sub-block scales `d * (sc - 32)`
     (`[n, 8, 1]` float32): w = scale * level."""
     n = b.shape[0]
-    d = _f16(b[:, :2])
+    d = f16_fields(b[:, :2])
     high = _bits(b[:, 2:4]).reshape(n, 8, 2)  # bits 2j, 2j + 1 of the little-endian uint16
     low = torch.stack([b[:, 4:8] & 0x0F, b[:, 4:8] >> 4], dim=-1).reshape(n, 8)
     sc = (low | (high[..., 0] << 4) | (high[..., 1] << 5)).to(torch.int8) - 32
@@ -180,7 +180,7 @@ def q2_k_parts(b: torch.Tensor) -> tuple[torch.Tensor, ...]:
     n = b.shape[0]
     scales, qs = b[:, :16], b[:, 16:80]
     q = _shifts(qs.reshape(n, 2, 32), (0, 2, 4, 6), 0x03).reshape(n, 16, 16)
-    return q, scales & 0x0F, scales >> 4, _f16(b[:, 80:82]), _f16(b[:, 82:84])
+    return q, scales & 0x0F, scales >> 4, f16_fields(b[:, 80:82]), f16_fields(b[:, 82:84])
 
 
 def _q2_k(b: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from max_kernels.dispatch import KernelPreferences, kernel_preferences, use_triton
-from max_kernels.gguf.dequantize import dequantize, q4_k_scales
+from max_kernels.gguf.dequantize import dequantize, f16_fields, q4_k_scales
 from max_kernels.gguf.formats import FLOAT_TYPES, GGMLType, as_ggml_type, packed_bytes, row_bytes
 from max_kernels.gguf.kernels import dequantize_triton
 from max_kernels.gguf.linear_triton import GEMV_MAX_M, quantized_linear_triton
@@ -94,8 +94,8 @@ def int4_groups(data: torch.Tensor, qtype: GGMLType, shape: tuple[int, int]):
     out, cols = shape
     if qtype == GGMLType.Q4_K:
         b = data.reshape(-1, 144)
-        d = b[:, 0:2].contiguous().view(torch.float16).float()
-        dmin = b[:, 2:4].contiguous().view(torch.float16).float()
+        d = f16_fields(b[:, 0:2])
+        dmin = f16_fields(b[:, 2:4])
         sc, mn = q4_k_scales(b[:, 4:16])
         scale, offset = d * sc.float(), -(dmin * mn.float())
         qs = b[:, 16:].reshape(-1, 4, 1, 32)
@@ -103,8 +103,8 @@ def int4_groups(data: torch.Tensor, qtype: GGMLType, shape: tuple[int, int]):
     else:
         b = data.reshape(-1, 18 if qtype == GGMLType.Q4_0 else 20)
         header = 2 if qtype == GGMLType.Q4_0 else 4
-        scale = b[:, 0:2].contiguous().view(torch.float16).float()
-        offset = -8 * scale if qtype == GGMLType.Q4_0 else b[:, 2:4].contiguous().view(torch.float16).float()
+        scale = f16_fields(b[:, 0:2])
+        offset = -8 * scale if qtype == GGMLType.Q4_0 else f16_fields(b[:, 2:4])
         qs = b[:, header:]
         codes = torch.cat([qs & 0x0F, qs >> 4], dim=-1)
     groups = cols // 32
