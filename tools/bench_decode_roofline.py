@@ -141,11 +141,41 @@ def copy_bandwidth(device: torch.device) -> float:
     return 2 * src.numel() / min(times) / 1e9
 
 
-def measure(path: Path, device: str, mode: str, new_tokens: int, batch: int, max_length: int) -> dict:
+def profile_steps(llm, prompt: list[int], steps: int = 16, top: int = 12) -> None:
+    """Where one decode step's time goes: the kernels (CPU: the operators) of a short generation,
+    grouped by name, with their total time per step."""
+    from max_config import SamplingParams
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    on_gpu = torch.cuda.is_available() and llm.runner.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    params = SamplingParams(temperature=0.0, max_new_tokens=steps + 1, ignore_eos=True)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        llm.generate([prompt], params)
+        if on_gpu:
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    kind = DeviceType.CUDA if on_gpu else DeviceType.CPU
+    rows = [e for e in prof.key_averages() if e.device_type == kind]
+    self_us = (lambda e: e.self_device_time_total) if on_gpu else (lambda e: e.self_cpu_time_total)
+    rows.sort(key=self_us, reverse=True)
+    total = sum(map(self_us, rows)) / (steps + 1) / 1e3
+    print(f"  profile: {'kernel' if on_gpu else 'operator'} time {total:.2f} ms per step "
+          f"(prefill counted as one step), wall {1e3 * wall / (steps + 1):.2f} ms per step")
+    for e in rows[:top]:
+        print(f"    {self_us(e) / (steps + 1) / 1e3:8.3f} ms  {e.count // (steps + 1):>5}x  {e.key[:90]}")
+
+
+def measure(path: Path, device: str, mode: str, new_tokens: int, batch: int, max_length: int,
+            profile: bool = False) -> dict:
     from max_config import SamplingParams
     from max_pipelines import LLM
 
+    built = time.perf_counter()
     llm = LLM(model=str(path), devices=device, max_length=max_length, max_batch_size=max(batch, 1), **MODES[mode])
+    built = time.perf_counter() - built
     params = SamplingParams(temperature=0.0, max_new_tokens=new_tokens, ignore_eos=True)
     prompt = list(range(2, 18))
     prompts = [[2 + (i * 7 + j) % 250 for j in range(16)] for i in range(batch)]
@@ -159,7 +189,10 @@ def measure(path: Path, device: str, mode: str, new_tokens: int, batch: int, max
     start = time.perf_counter()
     outs = llm.generate(prompts, params)
     total = sum(len(o.token_ids) for o in outs) / (time.perf_counter() - start)
-    result = dict(decode=statistics.median(rates), batch_total=total, bytes=weight_bytes_per_token(llm.runner.model))
+    result = dict(decode=statistics.median(rates), batch_total=total, bytes=weight_bytes_per_token(llm.runner.model),
+                  build=built)
+    if profile:
+        profile_steps(llm, prompt)
     del llm, outs
     gc.collect()
     if torch.cuda.is_available():
@@ -176,6 +209,9 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workdir", default=None)
     p.add_argument("--smoke", action="store_true", help="tiny shape, 8 tokens, batch 4")
+    p.add_argument("--profile", action="store_true", help="after each mode, the time per decode step by kernel")
+    p.add_argument("--write-only", action="store_true", help="write the model folder and stop")
+    p.add_argument("--no-header", action="store_true", help="print the table's rows only (for runs of one mode each)")
     args = p.parse_args()
     if args.smoke:
         args.shape, args.new_tokens, args.batch = "tiny", 8, 4
@@ -194,18 +230,25 @@ def main() -> int:
         print(f"--workdir {args.workdir or '/dev/shm or ' + tempfile.gettempdir()}: the {args.shape} weights do not "
               "fit there; pass another --workdir", file=sys.stderr)
         return 2
+    start = time.perf_counter()
     write_model(path, args.shape, tdev)
+    if args.write_only:
+        print(f"model folder {path} ready ({time.perf_counter() - start:.1f} s)")
+        return 0
     copy_gbs = copy_bandwidth(tdev)
     name = torch.cuda.get_device_name(tdev) if tdev.type == "cuda" else "CPU"
-    print(f"{name}: copy bandwidth {copy_gbs:.0f} GB/s; shape {args.shape}, bf16 weights, batch-1 decode of "
-          f"{args.new_tokens} tokens (median of 3), batch {args.batch} total")
-    print(f"{'mode':<18}{'tok/s (b=1)':>12}{'GB/s':>9}{'% copy':>8}{'ms/token':>10}{f'tok/s (b={args.batch})':>15}")
+    if not args.no_header:
+        print(f"{name}: copy bandwidth {copy_gbs:.0f} GB/s; shape {args.shape}, bf16 weights, batch-1 decode of "
+              f"{args.new_tokens} tokens (median of 3), batch {args.batch} total")
+        print(f"{'mode':<18}{'tok/s (b=1)':>12}{'GB/s':>9}{'% copy':>8}{'ms/token':>10}"
+              f"{f'tok/s (b={args.batch})':>15}{'build s':>9}")
     for mode in modes:
-        r = measure(path, device, mode, args.new_tokens, args.batch, max_length=64 + args.new_tokens)
+        r = measure(path, device, mode, args.new_tokens, args.batch, 64 + args.new_tokens, args.profile)
         gbs = r["bytes"] * r["decode"] / 1e9
         print(f"{mode:<18}{r['decode']:>12.1f}{gbs:>9.1f}{100 * gbs / copy_gbs:>7.1f}%{1000 / r['decode']:>10.2f}"
-              f"{r['batch_total']:>15.1f}", flush=True)
-    print(f"weight bytes per token: {r['bytes'] / 1e9:.2f} GB; roofline {copy_gbs * 1e9 / r['bytes']:.1f} tok/s")
+              f"{r['batch_total']:>15.1f}{r['build']:>9.1f}", flush=True)
+    print(f"weight bytes per token: {r['bytes'] / 1e9:.2f} GB; copy bandwidth {copy_gbs:.0f} GB/s; "
+          f"roofline {copy_gbs * 1e9 / r['bytes']:.1f} tok/s")
     return 0
 
 

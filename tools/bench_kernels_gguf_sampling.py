@@ -25,6 +25,7 @@ from max_kernels.gguf import (
     quantized_linear_ref,
     quantized_linear_triton,
 )
+from max_kernels.gguf.formats import BLOCK_GEOMETRY, FLOAT_TYPES
 from max_kernels.gguf.synthetic import random_blocks
 from max_kernels.sampling import sample_ref, sample_triton
 
@@ -92,9 +93,32 @@ def gpu_time_ms(fn) -> float:
     return do_bench(fn, warmup=25, rep=100)
 
 
-def bench_gpu() -> None:
+def check_gpu(device: torch.device, shape: tuple[int, int] = (4096, 4096), dtype=torch.bfloat16) -> int:
+    """Every block type's dequantize (bit-exact) and GEMV/GEMM (batch 1 and 8, to 3e-2 of the output
+    scale) on the GPU against the PyTorch twin; returns the number of mismatches."""
+    failures = 0
+    for qtype in [t for t in BLOCK_GEOMETRY if t not in FLOAT_TYPES]:
+        data = random_blocks(qtype, shape).to(device)
+        weight = QuantizedWeight(qtype, data, shape)
+        exact = torch.equal(dequantize_triton(data, qtype, shape).float(), dequantize_ref(data, qtype, shape).float())
+        errs = []
+        for batch in (1, 8):
+            x = torch.randn(batch, shape[1], device=device, dtype=dtype)
+            want = quantized_linear_ref(x.float(), weight).float()
+            got = quantized_linear_triton(x, weight).float()
+            errs.append(((got - want).abs().max() / want.abs().max()).item())
+        ok = exact and max(errs) < 3e-2
+        failures += not ok
+        print(f"  {qtype.name:>7}: dequantize {'exact' if exact else 'DIFFERS'}, "
+              f"linear error b1 {errs[0]:.1e} b8 {errs[1]:.1e}{'' if ok else '  MISMATCH'}")
+    return failures
+
+
+def bench_gpu() -> int:
     device = torch.device("cuda")
     print(f"GPU: {torch.cuda.get_device_name(device)}")
+    print("checks against the twins:")
+    failures = check_gpu(device)
     big = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
     copy_gbps = 2 * big.numel() / gpu_time_ms(lambda: big.clone()) / 1e6
     print(f"copy bandwidth: {copy_gbps:.0f} GB/s (read + write)\n")
@@ -127,9 +151,10 @@ def bench_gpu() -> None:
             kernel = gpu_time_ms(lambda: sample_triton(logits, **p))
             twin = gpu_time_ms(lambda: sample_ref(logits, **p))
             print(f"  batch {batch:>3} top_k {top_k:>3} top_p {top_p:.1f}: {kernel:7.3f} ({twin / kernel:4.1f}x)")
+    return failures
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="run the CPU comparison even with a GPU")
     args = parser.parse_args()
@@ -137,9 +162,9 @@ def main() -> None:
         if not args.cpu:
             print("No CUDA GPU: the GPU kernel benchmarks need one; running the CPU comparison.\n")
         bench_cpu()
-    else:
-        bench_gpu()
+        return 0
+    return 1 if bench_gpu() else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,32 +1,59 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, in one run, on an interpreter that already has torch, triton and
-# transformers (the workspace's packages are put on PYTHONPATH): the GPU tests, the kernels against
-# their twins with timings, then decode at the roofline. On a machine without a network, wheels of
-# what it lacks (for example pydantic, pydantic-core, annotated-types, typing-inspection, gguf,
-# redis) can be put in .whl/ beforehand: they are installed into /tmp/site first.
+# transformers (the workspace's packages are put on PYTHONPATH). Steps run most important first,
+# each under its own time limit, so a slow or failing step costs only itself:
+#   1. the model folder of the roofline benchmark (Llama-8B shape, random bf16 weights)
+#   2. the roofline benchmark, one process per mode (graphs and eager first; eager with a per-kernel profile)
+#   3. the GPU tests (device graphs vs eager, each architecture vs transformers)
+#   4. the kernel benchmarks (every Triton kernel against its twin, the GGUF block types checked first)
+# On a machine without a network, wheels of what the interpreter lacks (for example pydantic,
+# pydantic-core, annotated-types, typing-inspection, gguf, redis) can be put in .whl/ beforehand:
+# they are installed into /tmp/site first. Logs go to $GPU_CHECK_LOGS (default /tmp/gpu-check).
 #
-#     bash tools/gpu_check.sh [roofline modes]      # e.g. graphs,graphs+overlap
+#     bash tools/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+LOGS=${GPU_CHECK_LOGS:-/tmp/gpu-check}
+mkdir -p "$LOGS"
 if compgen -G ".whl/*.whl" >/dev/null; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH="$(ls -d packages/*/src | paste -sd:)${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-export HF_HUB_OFFLINE=1
-$PY - <<'PY'
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1
+status=0
+
+step() {  # step NAME LIMIT_S LOG COMMAND...: run with a time limit, append to LOG, note failures
+    local name=$1 limit=$2 log=$3
+    shift 3
+    echo "== $(date -u +%T) $name" | tee -a "$LOGS/$log"
+    timeout "$limit" "$@" 2>&1 | tee -a "$LOGS/$log"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" = 0 ] || { status=1; echo "== $name: exit $rc$([ "$rc" = 124 ] && echo ' (time limit)')" | tee -a "$LOGS/$log"; }
+}
+
+step environment 60 env.log $PY - <<'PY'
 import importlib.util
-missing = [m for m in ("torch", "triton", "transformers", "safetensors", "tokenizers", "pydantic", "gguf", "click", "yaml", "jinja2", "tqdm")
-           if importlib.util.find_spec(m) is None]
+missing = [m for m in ("torch", "triton", "transformers", "safetensors", "tokenizers", "pydantic", "gguf", "click",
+                       "yaml", "jinja2", "tqdm", "xxhash", "redis", "pytest") if importlib.util.find_spec(m) is None]
 print("missing modules:", ", ".join(missing) or "none")
-import torch
+import torch, triton, transformers
+print("torch", torch.__version__, "triton", triton.__version__, "transformers", transformers.__version__)
 print("device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
 PY
-status=0
-$PY -m pytest -q -p no:cacheprovider packages/max-pipelines/tests/test_engine_device_graphs.py \
-    packages/max-config/tests/test_devices.py || status=1
-$PY tools/bench_kernels.py || status=1
-$PY tools/bench_decode_roofline.py ${1:+--modes "$1"} || status=1
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv 2>&1 | tee -a "$LOGS/env.log"
+
+ROOF="$PY tools/bench_decode_roofline.py"
+step "roofline model folder" 240 roofline.log $ROOF --write-only
+step "roofline graphs" 180 roofline.log $ROOF --modes graphs
+step "roofline eager" 120 roofline.log $ROOF --modes eager --profile --no-header
+step "GPU tests" 180 tests.log $PY -m pytest -q -p no:cacheprovider packages/max-pipelines/tests/test_engine_device_graphs.py \
+    packages/max-pipelines/tests/test_models_gpu_parity.py packages/max-config/tests/test_devices.py
+for mode in graphs+overlap graphs+multistep overlap multistep; do
+    step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
+done
+step "GGUF and sampling kernels" 150 kernels.log $PY tools/bench_kernels_gguf_sampling.py
+step "kernels" 150 kernels.log $PY tools/bench_kernels.py
+echo "== $(date -u +%T) done, status $status"
 exit $status
