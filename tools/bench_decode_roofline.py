@@ -12,8 +12,9 @@ and its share of the measured device-to-device copy bandwidth, then the total to
     uv run python tools/bench_decode_roofline.py --smoke               # tiny shape, any device (tests/ runs it)
 
 Modes: eager (one step per round), multistep (--max-num-steps 10), overlap
-(--enable-overlap-scheduler), graphs (--device-graph-capture), graphs+multistep, graphs+overlap.
-Modes with graphs need a GPU.
+(--enable-overlap-scheduler), graphs (--device-graph-capture), graphs+multistep, graphs+overlap,
+graphs+overlap+vendor-blas (--use-vendor-blas: no batch-1 matrix-vector kernel). Modes with graphs
+need a GPU. Each row ends with the weight shapes where the batch-1 kernel beat the vendor BLAS.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ MODES = {
     "graphs": dict(device_graph_capture=True, max_num_steps=1),
     "graphs+multistep": dict(device_graph_capture=True, max_num_steps=10),
     "graphs+overlap": dict(device_graph_capture=True, enable_overlap_scheduler=True),
+    # the same with every matmul on the vendor BLAS (no batch-1 kernel): what that kernel buys
+    "graphs+overlap+vendor-blas": dict(device_graph_capture=True, enable_overlap_scheduler=True, use_vendor_blas=True),
 }
 
 
@@ -191,6 +194,9 @@ def measure(path: Path, device: str, mode: str, new_tokens: int, batch: int, max
     total = sum(len(o.token_ids) for o in outs) / (time.perf_counter() - start)
     result = dict(decode=statistics.median(rates), batch_total=total, bytes=weight_bytes_per_token(llm.runner.model),
                   build=built)
+    from max_kernels.gemv import gemv_choices
+
+    result["gemv"] = " ".join(f"{n}x{k}{'+' + act if act else ''}" for (n, k, _, act), won in gemv_choices().items() if won)
     if profile:
         profile_steps(llm, prompt)
     del llm, outs
@@ -241,12 +247,12 @@ def main() -> int:
         print(f"{name}: copy bandwidth {copy_gbs:.0f} GB/s; shape {args.shape}, bf16 weights, batch-1 decode of "
               f"{args.new_tokens} tokens (median of 3), batch {args.batch} total")
         print(f"{'mode':<18}{'tok/s (b=1)':>12}{'GB/s':>9}{'% copy':>8}{'ms/token':>10}"
-              f"{f'tok/s (b={args.batch})':>15}{'build s':>9}")
+              f"{f'tok/s (b={args.batch})':>15}{'build s':>9}  batch-1 kernel")
     for mode in modes:
         r = measure(path, device, mode, args.new_tokens, args.batch, 64 + args.new_tokens, args.profile)
         gbs = r["bytes"] * r["decode"] / 1e9
         print(f"{mode:<18}{r['decode']:>12.1f}{gbs:>9.1f}{100 * gbs / copy_gbs:>7.1f}%{1000 / r['decode']:>10.2f}"
-              f"{r['batch_total']:>15.1f}{r['build']:>9.1f}", flush=True)
+              f"{r['batch_total']:>15.1f}{r['build']:>9.1f}  {r['gemv'] or '-'}", flush=True)
     print(f"weight bytes per token: {r['bytes'] / 1e9:.2f} GB; copy bandwidth {copy_gbs:.0f} GB/s; "
           f"roofline {copy_gbs * 1e9 / r['bytes']:.1f} tok/s")
     return 0

@@ -54,7 +54,7 @@ def _nbytes(*tensors: torch.Tensor) -> int:
 
 
 def _register_core_cases(smoke: bool) -> None:
-    from max_kernels import activations, attention, fp8, kv_store, norms, rotary
+    from max_kernels import activations, attention, fp8, gemv, kv_store, norms, rotary
 
     t, h, f, ctx, n = (4096, 4096, 14336, 4096, 1 << 26) if not smoke else (40, 96, 80, 50, 3000)
     BF16 = torch.float16 if smoke else torch.bfloat16  # Triton's interpreter miscomputes bfloat16
@@ -177,6 +177,26 @@ def _register_core_cases(smoke: bool) -> None:
             tolerance=0.0,
         )
     )
+
+    def gemv_inputs(device, n, k, act=None):
+        g = torch.Generator(device).manual_seed(0)
+        return {
+            "x": torch.randn(1, k, device=device, generator=g, dtype=BF16),
+            "weight": torch.randn(n, k, device=device, generator=g, dtype=BF16) / k**0.5,
+            "act": act,
+        }
+
+    shapes = [(6144, 4096, None), (4096, 4096, None), (28672, 4096, "silu"), (4096, 14336, None)]
+    for n, k, act in shapes if not smoke else [(48, 160, None), (64, 96, "silu")]:
+        register(
+            KernelCase(
+                f"gemv batch 1 [{n}x{k}{', ' + act if act else ''}]",
+                lambda d, n=n, k=k, act=act: gemv_inputs(d, n, k, act),
+                gemv.gemv_triton,
+                gemv.gemv_ref,
+                lambda a: _nbytes(a["weight"]),
+            )
+        )
 
     def paged_inputs(device, q_lens, kv_lens, page, hq=32, hk=8, d=128):
         blocks_per_req = [math.ceil(n / page) for n in kv_lens]

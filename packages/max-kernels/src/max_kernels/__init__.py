@@ -5,6 +5,7 @@ from max_kernels.attention import paged_attention
 from max_kernels.attention_ref import DecodePlan
 from max_kernels.dispatch import kernel_preferences, set_kernel_preferences, use_triton, use_vendor_blas
 from max_kernels.fp8 import dequantize_fp8, quantize_fp8
+from max_kernels.gemv import gated_linear, linear
 from max_kernels.kv_store import store_kvcache
 from max_kernels.norms import layer_norm, rms_norm
 from max_kernels.rotary import apply_rope, rope_cos_sin_cache, rotate
@@ -13,9 +14,11 @@ __all__ = [
     "DecodePlan",
     "apply_rope",
     "dequantize_fp8",
+    "gated_linear",
     "gelu_tanh_and_mul",
     "kernel_preferences",
     "layer_norm",
+    "linear",
     "paged_attention",
     "quantize_fp8",
     "rms_norm",

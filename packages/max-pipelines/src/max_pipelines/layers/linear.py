@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from max_kernels import linear
 from max_kernels.gguf import QuantizedWeight, quantized_linear
 from torch import nn
 
@@ -36,7 +36,7 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.qweights:
-            return F.linear(x, self.weight, self.bias)
+            return linear(x, self.weight, self.bias)
         if len(self.qweights) == 1:
             return quantized_linear(x, self.qweights[0], self.bias)
         y = torch.cat([quantized_linear(x, q) for q in self.qweights], dim=-1)

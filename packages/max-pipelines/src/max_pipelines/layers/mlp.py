@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import torch
-from max_kernels import gelu_tanh_and_mul, silu_and_mul
+from max_kernels import gated_linear, gelu_tanh_and_mul, silu_and_mul
 from torch import nn
 
 from max_pipelines.layers.linear import Linear
 
-_ACTIVATIONS = {
-    "silu": silu_and_mul,
-    "swish": silu_and_mul,
-    "gelu_pytorch_tanh": gelu_tanh_and_mul,
-    "gelu_tanh": gelu_tanh_and_mul,
+_ACTIVATIONS = {  # config name -> (kernel name, op)
+    "silu": ("silu", silu_and_mul),
+    "swish": ("silu", silu_and_mul),
+    "gelu_pytorch_tanh": ("gelu_tanh", gelu_tanh_and_mul),
+    "gelu_tanh": ("gelu_tanh", gelu_tanh_and_mul),
 }
 
 
@@ -25,7 +25,10 @@ class GatedMLP(nn.Module):
             raise ValueError(f"hidden activation {hidden_act!r} is not one of {sorted(_ACTIVATIONS)}")
         self.gate_up_proj = Linear(hidden_size, [intermediate_size, intermediate_size], bias=bias)
         self.down_proj = Linear(intermediate_size, hidden_size, bias=bias)
-        self.act_and_mul = _ACTIVATIONS[hidden_act]
+        self.activation, self.act_and_mul = _ACTIVATIONS[hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act_and_mul(self.gate_up_proj(x)))
+        gate_up = self.gate_up_proj
+        if gate_up.weight is not None:  # float weights: fused with the activation at batch 1
+            return self.down_proj(gated_linear(x, gate_up.weight, gate_up.bias, self.activation))
+        return self.down_proj(self.act_and_mul(gate_up(x)))
