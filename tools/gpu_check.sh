@@ -46,7 +46,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_ver
 
 ROOF="$PY tools/bench_decode_roofline.py"
 step "roofline model folder" 240 roofline.log $ROOF --write-only
-step "roofline graphs+overlap" 180 roofline.log $ROOF --modes graphs+overlap
+step "roofline graphs+overlap" 180 roofline.log $ROOF --modes graphs+overlap --profile
 for mode in graphs graphs+overlap+vendor-blas; do
     step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
 done

@@ -78,6 +78,22 @@ def test_padding_rows_write_no_kv(tiny):
     assert graphs.slot_mapping[3].item() == -1
 
 
+def test_graphs_are_captured_as_graph_steps(tiny):
+    """Kernels kept for replayed steps (the batch-1 matrix-vector one) see the capture, and only it."""
+    from max_kernels.dispatch import in_graph_step
+
+    seen = []
+
+    def capture(step):
+        seen.append(in_graph_step())
+        return eager_capture(step)
+
+    llm = with_graphs(tiny[0], capture=capture, max_batch=2)
+    assert seen == [True, True] and not in_graph_step()
+    llm.generate(tiny[1][:1], SamplingParams(temperature=0.0, max_new_tokens=3, ignore_eos=True))
+    assert seen == [True, True]
+
+
 def test_verify_replay_catches_a_broken_graph(tiny):
     path, prompts, _ = tiny
     llm = with_graphs(path, capture=lambda step: (StaleReplay(step, step()), step()), verify=True)
@@ -94,11 +110,44 @@ def test_flags(tiny):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-@pytest.mark.parametrize("extra", [{}, {"enable_overlap_scheduler": True}, {"max_num_steps": 4}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"max_num_steps": 1},
+        {"enable_overlap_scheduler": True},
+        {"enable_overlap_scheduler": False, "max_num_steps": 4},
+    ],
+)
 def test_cuda_graphs_match_eager(tiny, extra):
     path, prompts, _ = tiny
     params = [SamplingParams(temperature=0.0, max_new_tokens=n, ignore_eos=True) for n in LIMITS]
-    eager = LLM(model=str(path), devices="gpu", max_length=256, max_num_steps=1).generate(prompts, params)
+    eager = LLM(model=str(path), devices="gpu", max_length=256, max_num_steps=1, device_graph_capture=False)
+    assert eager.runner.graphs is None
+    want = [o.token_ids for o in eager.generate(prompts, params)]
     graphed = LLM(model=str(path), devices="gpu", max_length=256, device_graph_capture=True, debug_verify_replay=True, **extra)
     assert graphed.runner.graphs is not None
-    assert [o.token_ids for o in graphed.generate(prompts, params)] == [o.token_ids for o in eager]
+    assert [o.token_ids for o in graphed.generate(prompts, params)] == want
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_llama_on_a_gpu_gets_graphs_and_overlap_by_default(tiny):
+    path, prompts, _ = tiny
+    params = [SamplingParams(temperature=0.0, max_new_tokens=n, ignore_eos=True) for n in LIMITS]
+    eager = LLM(model=str(path), devices="gpu", max_length=256, max_num_steps=1, device_graph_capture=False)
+    auto = LLM(model=str(path), devices="gpu", max_length=256)
+    assert auto.runner.graphs is not None and auto.overlap
+    assert [o.token_ids for o in auto.generate(prompts, params)] == [o.token_ids for o in eager.generate(prompts, params)]
+
+
+def test_a_failed_capture_names_the_flag_that_turns_graphs_off(tiny, monkeypatch):
+    from max_pipelines.engine import builder
+    from max_pipelines.engine.execution import ExecutionPlan
+
+    def broken_capture(self):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(builder, "plan_execution", lambda *_: ExecutionPlan(True, False, 1))
+    monkeypatch.setattr(builder, "DecodeGraphs", lambda *a: type("G", (), {"capture_all": broken_capture})())
+    with pytest.raises(ConfigError, match=r"^--device-graph-capture: capturing the decode step failed "
+                       r"\(operation not permitted when stream is capturing\); run with --no-device-graph-capture$"):
+        make_llm(tiny[0])

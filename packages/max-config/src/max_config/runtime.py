@@ -51,7 +51,9 @@ class RuntimeConfig(BaseModel):
         le=1.0,
     )
     force: bool = setting(
-        False, "Skip validation of user provided flags against the architecture's required arguments."
+        False,
+        "Skip validation of user provided flags against the architecture's required arguments. Here: also "
+        "keeps the overlap scheduler and device graph capture off unless asked for.",
     )
     custom_architectures: list[str] = setting(
         help="Custom architecture implementations to register. Each input can either be a raw module name or "
@@ -71,13 +73,16 @@ class RuntimeConfig(BaseModel):
         "multi-GPU inference.",
         value_flag=True,
     )
-    enable_overlap_scheduler: bool = setting(
-        False,
+    enable_overlap_scheduler: bool | None = setting(
+        None,
         "Whether to enable the overlap scheduler, which prepares the next batch on the host while the device "
         "runs the current one. Here: the decode steps of a multi-step round are pipelined (--max-num-steps).",
+        default_text="on on a GPU for Llama models, unless --force or --max-num-steps 1",
     )
-    device_graph_capture: bool = setting(
-        False, "Enable device graph capture and replay for graph execution (CUDA graphs of decode steps; GPU only)."
+    device_graph_capture: bool | None = setting(
+        None,
+        "Enable device graph capture and replay for graph execution (CUDA graphs of decode steps; GPU only).",
+        default_text="on on a GPU for Llama models, unless --force",
     )
     debug_verify_replay: bool = setting(
         False,

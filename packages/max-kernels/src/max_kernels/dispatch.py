@@ -8,6 +8,9 @@ vendor BLAS (`torch.matmul`, cuBLAS) instead of Triton matmul kernels.
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 
@@ -93,3 +96,22 @@ def _triton_on_cpu() -> bool:
 def use_vendor_blas() -> bool:
     """True when matrix products should go to the vendor BLAS (torch.matmul) rather than Triton."""
     return _preferences.vendor_blas
+
+
+_GRAPH_STEP: ContextVar[bool] = ContextVar("graph_step", default=False)
+
+
+@contextmanager
+def graph_step() -> Iterator[None]:
+    """Marks the code run to capture a device graph (its warm-up runs too). Kernels whose host-side
+    launch costs more than they save on the device (Triton's launcher takes tens of microseconds a
+    call) run only there, where replay makes the launch free."""
+    token = _GRAPH_STEP.set(True)
+    try:
+        yield
+    finally:
+        _GRAPH_STEP.reset(token)
+
+
+def in_graph_step() -> bool:
+    return _GRAPH_STEP.get()

@@ -5,17 +5,21 @@ A batch-1 decode step only streams its weights. Each program here owns a few who
 and walks `K`, so every weight byte is read once, with no split-K partials to reduce and, for
 the gate/up projection, no separate activation kernel. The vendor BLAS is not always slower, so
 `linear` and `gated_linear` time both once per shape on the first call (never while a device
-graph is being captured) and keep the faster; `--use-vendor-blas` keeps the vendor's. On the CPU
-(Triton's interpreter) the kernel is always taken, so the GPU code path is what tests check.
+graph is being captured) and keep the faster; `--use-vendor-blas` keeps the vendor's. On a GPU the
+kernel runs only in steps captured into device graphs (`dispatch.graph_step`): launched eagerly,
+Triton's launcher costs the host more than the kernel saves. On the CPU (Triton's interpreter) it is
+always taken, so the GPU code path is what tests check.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 import torch.nn.functional as F
 
 from max_kernels.activations import gelu_tanh_and_mul, gelu_tanh_and_mul_ref, silu_and_mul, silu_and_mul_ref
-from max_kernels.dispatch import import_triton, triton_available, use_triton, use_vendor_blas
+from max_kernels.dispatch import import_triton, in_graph_step, triton_available, use_triton, use_vendor_blas
 
 triton, tl = import_triton()
 
@@ -90,6 +94,8 @@ if triton_available():
             ]
         ],
         key=["N", "K", "ACT"],
+        # the timings are kept on disk, so later processes skip the search (where Triton can)
+        **({"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}),
     )(triton.heuristics({"EVEN_K": lambda a: a["K"] % a["BLOCK_K"] == 0})(_gemv_kernel))
 
 
@@ -127,6 +133,8 @@ def gemv_choices() -> dict[tuple, bool]:
 def _kernel_wins(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str | None) -> bool:
     if not x.is_cuda:
         return True
+    if not in_graph_step():  # eagerly, the launcher's host time would outweigh the gain
+        return False
     key = (*weight.shape, x.dtype, act)
     if key not in _CHOICES:
         if torch.cuda.is_current_stream_capturing():

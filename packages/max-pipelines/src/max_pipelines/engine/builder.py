@@ -12,7 +12,7 @@ from max_pipelines.engine.cpu_threads import StepThreads
 from max_pipelines.engine.device_graphs import DecodeGraphs
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
-from max_pipelines.engine.multistep import resolve_num_steps
+from max_pipelines.engine.execution import plan_execution
 from max_pipelines.engine.native_decode import native_decoder
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
@@ -60,6 +60,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
     runtime = config.runtime
     set_kernel_preferences(experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas)
+    execution = plan_execution(runtime, device, files.architecture)
     if runtime.device_graph_capture and device.type != "cuda":
         raise ConfigError(
             "--device-graph-capture: device graphs need a GPU (--devices gpu); drop the flag on the CPU",
@@ -107,11 +108,18 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     runner = ModelRunner(model, kv_cache, kv_manager, plan.page_size, device, threads)
     if device.type == "cpu":
         runner.native = native_decoder(model, kv_cache, plan.max_length, plan.max_batch_size)
-    if runtime.device_graph_capture:
+    if execution.device_graphs:
         runner.graphs = DecodeGraphs(
             model, kv_cache, plan.max_batch_size, plan.max_length, plan.page_size, device, runtime.debug_verify_replay
         )
-        runner.graphs.capture_all()
+        try:
+            runner.graphs.capture_all()
+        except RuntimeError as e:
+            raise ConfigError(
+                f"--device-graph-capture: capturing the decode step failed ({str(e).splitlines()[0]}); "
+                "run with --no-device-graph-capture",
+                key="device_graph_capture",
+            ) from e
     return EngineParts(
         tokenizer=tokenizer,
         scheduler=scheduler,
@@ -120,6 +128,6 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
         max_length=plan.max_length,
         eos_token_ids=eos_token_ids(files.generation_config, tokenizer),
         enable_echo=config.model.enable_echo,
-        max_num_steps=resolve_num_steps(runtime.max_num_steps, device, runtime.enable_overlap_scheduler),
-        overlap=runtime.enable_overlap_scheduler,
+        max_num_steps=execution.max_num_steps,
+        overlap=execution.overlap,
     )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import torch
+from max_kernels.dispatch import graph_step
 from tqdm.auto import tqdm
 
 from max_pipelines.forward_context import AttentionMetadata, ForwardContext
@@ -89,6 +90,10 @@ class DecodeGraphs:
     def capture_all(self) -> None:
         """Capture every size, largest first (the smaller graphs reuse its memory)."""
         for n in tqdm(sorted(self.sizes, reverse=True), desc="Capturing device graphs", unit="graph", leave=False, disable=None):
+            self._capture_size(n)
+
+    def _capture_size(self, n: int) -> None:
+        with graph_step():
             self._graphs[n] = self._capture(self._step_fn(n))
 
     def _step_fn(self, n: int) -> Callable[[], torch.Tensor]:
@@ -125,7 +130,7 @@ class DecodeGraphs:
             self.seq_lens[b:n].fill_(1)
             self.block_tables[b:n, 0].zero_()
         if n not in self._graphs:
-            self._graphs[n] = self._capture(self._step_fn(n))
+            self._capture_size(n)
         graph, out = self._graphs[n]
         graph.replay()
         if self.verify and n not in self._verified:
@@ -135,7 +140,8 @@ class DecodeGraphs:
     def _check_replay(self, n: int, out: torch.Tensor) -> None:
         """`--debug-verify-replay`: the replayed logits against the same step run eagerly (it
         rewrites the same KV entries with the same values)."""
-        eager = self._step_fn(n)()
+        with graph_step():  # the kernels the graph holds
+            eager = self._step_fn(n)()
         err = (out - eager).abs().max().item()
         tol = 1e-3 * max(eager.abs().max().item(), 1.0)
         if not err <= tol:
