@@ -23,24 +23,24 @@ def hf_logits(hf_model, tokens: list[int]) -> torch.Tensor:
         return hf_model(torch.tensor([tokens])).logits[0].float()
 
 
-def assert_close(ours: torch.Tensor, ref: torch.Tensor) -> None:
-    err = (ours - ref).abs().max() / ref.abs().max()
-    assert err < 1e-4, f"relative error {err:.2e}"
+def assert_close(ours: torch.Tensor, ref: torch.Tensor, tol: float = 1e-4) -> None:
+    err = (ours.cpu() - ref).abs().max() / ref.abs().max()
+    assert err < tol, f"relative error {err:.2e}"
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
+def check_prefill_and_greedy_decode(variant, tmp_path, device: str = "cpu", tol: float = 1e-4) -> None:
+    """Ragged prefill of two prompts, then greedy decode steps, against HF's full-sequence logits."""
     hf_model = make_tiny_model(variant, tmp_path)
     files = model_files(tmp_path)
-    model = load_model(files, "cpu", torch.float32)
+    model = load_model(files, device, torch.float32)
 
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(3, 128, (n,), generator=g).tolist() for n in (11, 5)]
     runner = PagedRunner(model, files.config, num_seqs=2)
     logits = runner.step(prompts)
-    assert logits.dtype == torch.float32
-    assert_close(logits[:11], hf_logits(hf_model, prompts[0]))
-    assert_close(logits[11:], hf_logits(hf_model, prompts[1]))
+    assert logits.dtype == torch.float32 and logits.device.type == torch.device(device).type
+    assert_close(logits[:11], hf_logits(hf_model, prompts[0]), tol)
+    assert_close(logits[11:], hf_logits(hf_model, prompts[1]), tol)
 
     seqs = [list(p) for p in prompts]
     last = torch.stack([logits[10], logits[15]])
@@ -51,8 +51,14 @@ def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
         last = runner.step([[t] for t in next_ids])
         for i, seq in enumerate(seqs):
             ref = hf_logits(hf_model, seq)[-1]
-            assert_close(last[i], ref)
-            assert int(ref.argmax()) == int(last[i].argmax())
+            assert_close(last[i], ref, tol)
+            if tol <= 1e-4:  # looser tolerances (TF32 dots) may part at near ties
+                assert int(ref.argmax()) == int(last[i].argmax())
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
+    check_prefill_and_greedy_decode(variant, tmp_path)
 
 
 @pytest.mark.parametrize("variant", ["gemma3", "mistral"])
