@@ -9,8 +9,8 @@ from max_pipelines.engine.execution import plan_execution
 GPU, CPU = torch.device("cuda"), torch.device("cpu")
 
 
-def plan(device, arch="LlamaForCausalLM", **flags):
-    return plan_execution(PipelineConfig.from_flat(model_path="x", **flags).runtime, device, arch)
+def plan(device, arch="LlamaForCausalLM", encoding="bfloat16", **flags):
+    return plan_execution(PipelineConfig.from_flat(model_path="x", **flags).runtime, device, arch, encoding)
 
 
 def test_llama_on_a_gpu_gets_graphs_overlap_and_ten_steps():
@@ -24,6 +24,8 @@ def test_llama_on_a_gpu_gets_graphs_overlap_and_ten_steps():
         (CPU, "LlamaForCausalLM", {}),
         (GPU, "Qwen2ForCausalLM", {}),
         (GPU, "LlamaForCausalLM", {"force": True}),
+        (GPU, "LlamaForCausalLM", {"encoding": "q4_k"}),  # packed weights: not measured so
+        (GPU, "LlamaForCausalLM", {"encoding": "float8_e4m3fn"}),
     ],
 )
 def test_auto_stays_off_elsewhere(device, arch, flags):

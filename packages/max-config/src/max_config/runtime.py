@@ -77,12 +77,12 @@ class RuntimeConfig(BaseModel):
         None,
         "Whether to enable the overlap scheduler, which prepares the next batch on the host while the device "
         "runs the current one. Here: the decode steps of a multi-step round are pipelined (--max-num-steps).",
-        default_text="on on a GPU for Llama models, unless --force or --max-num-steps 1",
+        default_text="on on a GPU for Llama models with float weights, unless --force or --max-num-steps 1",
     )
     device_graph_capture: bool | None = setting(
         None,
         "Enable device graph capture and replay for graph execution (CUDA graphs of decode steps; GPU only).",
-        default_text="on on a GPU for Llama models, unless --force",
+        default_text="on on a GPU for Llama models with float weights, unless --force",
     )
     debug_verify_replay: bool = setting(
         False,

@@ -60,7 +60,7 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     files, device, plan = resolved.files, resolved.devices[0], resolved.plan
     runtime = config.runtime
     set_kernel_preferences(experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas)
-    execution = plan_execution(runtime, device, files.architecture)
+    execution = plan_execution(runtime, device, files.architecture, files.encoding)
     if runtime.device_graph_capture and device.type != "cuda":
         raise ConfigError(
             "--device-graph-capture: device graphs need a GPU (--devices gpu); drop the flag on the CPU",

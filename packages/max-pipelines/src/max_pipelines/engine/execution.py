@@ -1,8 +1,9 @@
 """How decode steps run on the device: device graphs, the overlap scheduler, steps per round.
 
 `--device-graph-capture` and `--enable-overlap-scheduler` left unset turn on together on a GPU for
-the architectures measured with them (AUTO_ARCHITECTURES; a Llama-8B-shaped model decodes about 3x
-faster at batch 1 that way than eagerly). `--force` keeps both off unless asked for, and
+the architectures and weights measured with them (AUTO_ARCHITECTURES with float weights; a
+Llama-8B-shaped model in bfloat16 decodes about 3x faster at batch 1 that way than eagerly; packed
+GGUF and float8 weights have not been measured so). `--force` keeps both off unless asked for, and
 `--max-num-steps 1` keeps the overlap scheduler off (it pipelines the steps of a round).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from max_config import RuntimeConfig
+from max_config import QuantizationEncoding, RuntimeConfig
 
 from max_pipelines.engine.multistep import resolve_num_steps
 
@@ -25,8 +26,15 @@ class ExecutionPlan:
     max_num_steps: int
 
 
-def plan_execution(runtime: RuntimeConfig, device: torch.device, architecture: str) -> ExecutionPlan:
-    auto = device.type == "cuda" and architecture in AUTO_ARCHITECTURES and not runtime.force
+def plan_execution(
+    runtime: RuntimeConfig, device: torch.device, architecture: str, encoding: QuantizationEncoding | str
+) -> ExecutionPlan:
+    auto = (
+        device.type == "cuda"
+        and architecture in AUTO_ARCHITECTURES
+        and QuantizationEncoding(encoding).is_float
+        and not runtime.force
+    )
     graphs = auto if runtime.device_graph_capture is None else runtime.device_graph_capture
     overlap = runtime.enable_overlap_scheduler
     if overlap is None:
