@@ -5,7 +5,9 @@ them (padding rows, static block tables, sizes) against transformers' greedy tok
 import pytest
 import torch
 from fixtures.eager_graphs import EagerReplay, eager_capture
-from fixtures.tiny_llm import PROMPTS, hf_greedy, make_llm, save_tiny
+from fixtures.tiny_gguf import write_llama_gguf
+from fixtures.tiny_llm import PROMPTS, byte_tokenizer, hf_greedy, make_llm, save_tiny
+from fixtures.tiny_models import VARIANTS, make_tiny_model
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
 from max_pipelines import LLM
@@ -151,3 +153,52 @@ def test_a_failed_capture_names_the_flag_that_turns_graphs_off(tiny, monkeypatch
     with pytest.raises(ConfigError, match=r"^--device-graph-capture: capturing the decode step failed "
                        r"\(operation not permitted when stream is capturing\); run with --no-device-graph-capture$"):
         make_llm(tiny[0])
+
+
+def _architecture_folder(variant: str, path, gguf_type=None):
+    """The variant's tiny HF model with the byte tokenizer (ids below the model's vocabulary only
+    are used); with `gguf_type`, a Llama GGUF file of that block type instead."""
+    hf = make_tiny_model(variant, path / "hf")
+    byte_tokenizer().save_pretrained(path / "hf")
+    if gguf_type is None:
+        return path / "hf"
+    return write_llama_gguf(hf, path / "tiny.gguf", gguf_type, tokenizer=True)
+
+
+ARCH_CASES = [(v, None) for v in sorted(VARIANTS)] + [("llama", "Q8_0"), ("llama", "Q4_0")]
+
+
+ARCH_PROMPTS = [[5, 17, 33, 9, 100, 7], [3, 1, 4, 1, 5, 9, 2, 6, 53, 58], [77]]
+ARCH_PARAMS = [SamplingParams(temperature=0.0, max_new_tokens=n, ignore_eos=True) for n in (12, 5, 9)]
+
+
+@pytest.mark.parametrize("variant,gguf_type", ARCH_CASES)
+def test_graph_inputs_fit_each_architecture(variant, gguf_type, tmp_path):
+    """Each architecture (sliding windows, soft caps, partial rotary, packed weights) through the graphs'
+    static, padded inputs (replayed by re-running the step here) gives the eager tokens."""
+    import gguf
+
+    qtype = getattr(gguf.GGMLQuantizationType, gguf_type) if gguf_type else None
+    path = _architecture_folder(variant, tmp_path, qtype)
+    eager = make_llm(path, max_num_steps=1)
+    eager.runner.native = None  # the PyTorch step, which the graphs hold (the native CPU one rounds otherwise)
+    want = [o.token_ids for o in eager.generate(ARCH_PROMPTS, ARCH_PARAMS)]
+    llm = with_graphs(path, verify=True, max_batch=4)
+    assert [o.token_ids for o in llm.generate(ARCH_PROMPTS, ARCH_PARAMS)] == want
+    assert sum(g.replays for g, _ in llm.runner.graphs._graphs.values()) > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("variant,gguf_type", ARCH_CASES)
+def test_cuda_graphs_match_eager_for_each_architecture(variant, gguf_type, tmp_path):
+    """What auto-enabling graphs for more architectures and for packed weights would rest on."""
+    import gguf
+
+    qtype = getattr(gguf.GGMLQuantizationType, gguf_type) if gguf_type else None
+    model = str(_architecture_folder(variant, tmp_path, qtype))
+    eager = LLM(model=model, devices="gpu", max_length=64, max_num_steps=1, device_graph_capture=False)
+    want = [o.token_ids for o in eager.generate(ARCH_PROMPTS, ARCH_PARAMS)]
+    del eager
+    graphed = LLM(model=model, devices="gpu", max_length=64, device_graph_capture=True, enable_overlap_scheduler=True,
+                  debug_verify_replay=True)
+    assert [o.token_ids for o in graphed.generate(ARCH_PROMPTS, ARCH_PARAMS)] == want

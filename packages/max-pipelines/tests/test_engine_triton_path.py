@@ -16,12 +16,8 @@ HERE = Path(__file__).parent
 MODULE_GROUPS = {  # subprocesses of similar length, so parallel workers share them
     "models": ["test_models_hf_parity.py"],
     "gguf": ["test_weights_gguf.py"],
-    "engine": [
-        "test_engine_multistep.py",
-        "test_engine_overlap.py",
-        "test_engine_device_graphs.py",
-        "test_engine_host_syncs.py",
-    ],
+    "engine": ["test_engine_multistep.py", "test_engine_overlap.py", "test_engine_host_syncs.py"],
+    "graphs": ["test_engine_device_graphs.py"],
 }
 
 
