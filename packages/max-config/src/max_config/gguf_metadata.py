@@ -64,17 +64,22 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def read_gguf(path: Path) -> GGUFInfo:
-    """Metadata, chat template and weight encoding of a GGUF file."""
+def read_gguf(path: Path, extra_architectures: dict[str, str] | None = None) -> GGUFInfo:
+    """Metadata, chat template and weight encoding of a GGUF file. `extra_architectures` maps more
+    `general.architecture` values to architecture names (from `--custom-architectures`)."""
     try:
         fields, tensors = read_gguf_header(path)
     except (OSError, ValueError, struct.error) as exc:
         raise ConfigError(f"{path}: not a readable GGUF file ({type(exc).__name__}: {exc})") from None
     arch = fields.get("general.architecture")
-    if arch not in GGUF_ARCHITECTURES:
-        known = ", ".join(sorted(GGUF_ARCHITECTURES))
-        raise ConfigError(f"{path}: GGUF architecture {arch!r} is not supported (supported: {known})")
-    hf_name, model_type = GGUF_ARCHITECTURES[arch]
+    known_archs = {**GGUF_ARCHITECTURES, **{k: (v, k) for k, v in (extra_architectures or {}).items()}}
+    if arch not in known_archs:
+        known = ", ".join(sorted(known_archs))
+        raise ConfigError(
+            f"{path}: GGUF architecture {arch!r} is not supported (supported: {known}); a "
+            "--custom-architectures entry can claim it in its gguf_architectures"
+        )
+    hf_name, model_type = known_archs[arch]
     config: dict[str, Any] = {"architectures": [hf_name], "model_type": model_type}
     for suffix, key in _ARCH_KEYS.items():
         value = _scalar(fields.get(f"{arch}.{suffix}"))

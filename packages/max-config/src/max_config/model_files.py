@@ -163,8 +163,9 @@ def _context_length(config: dict[str, Any], where: str) -> int:
     raise ConfigError(f"{where}: the model config gives no context length (max_position_embeddings); pass --max-length")
 
 
-def resolve_model_files(model: ModelConfig) -> ModelFiles:
-    """Resolve the model's files (local folder, GGUF file or Hub repo) and what they declare."""
+def resolve_model_files(model: ModelConfig, gguf_architectures: dict[str, str] | None = None) -> ModelFiles:
+    """Resolve the model's files (local folder, GGUF file or Hub repo) and what they declare;
+    `gguf_architectures` as in `read_gguf`."""
     root, weights = _locate(model)
     if model.weight_path:
         weights = _weight_path_files(model, root)
@@ -172,7 +173,7 @@ def resolve_model_files(model: ModelConfig) -> ModelFiles:
     if suffixes == {".gguf"}:
         if len(weights) > 1:
             raise ConfigError("--weight-path: give one GGUF file (split GGUF files are not supported)")
-        info = read_gguf(weights[0])
+        info = read_gguf(weights[0], gguf_architectures)
         config, generation_config, chat_template, detected = (
             info.config, info.generation_config, info.chat_template, info.encoding
         )

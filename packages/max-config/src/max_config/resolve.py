@@ -28,7 +28,8 @@ def resolve_pipeline(config: PipelineConfig) -> ResolvedPipeline:
     custom = load_custom_architectures(config.runtime.custom_architectures)
     devices = resolve_devices(config.model.devices)
     check_device_count(devices, config.model.devices)
-    files = resolve_model_files(config.model)
+    gguf_names = {g: arch.name for arch in custom for g in getattr(arch, "gguf_architectures", ())}
+    files = resolve_model_files(config.model, gguf_names)
     plan = plan_memory(config, files, devices[0])
     total = config.runtime.max_batch_total_tokens
     if total is not None and total < plan.max_length:

@@ -22,13 +22,15 @@ class SupportedArchitecture:
     `model_class(config: dict, max_positions: int)` builds the module (on the meta device at
     load time); it has `forward(input_ids, positions, ctx)`, `compute_logits(hidden)` and
     `tie_weights()`. `weight_map` maps safetensors names, `gguf_weight_map` llama.cpp names
-    (None: GGUF files are not supported).
+    (None: GGUF files are not supported). `gguf_architectures` names the GGUF `general.architecture`
+    values this class reads beyond the built-in ones (their metadata keys are read as Llama's are).
     """
 
     name: str
     model_class: type[nn.Module]
     weight_map: WeightMap = HF_WEIGHT_MAP
     gguf_weight_map: WeightMap | None = GGUF_WEIGHT_MAP
+    gguf_architectures: tuple[str, ...] = ()
 
 
 class ArchitectureRegistry:

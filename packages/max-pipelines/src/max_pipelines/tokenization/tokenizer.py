@@ -15,6 +15,8 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from max_config import ConfigError
+
 from max_pipelines.tokenization.saved_tokenizer import SavedTokenizer
 
 
@@ -55,11 +57,24 @@ def load_tokenizer(model_files):
     """AutoTokenizer for `model_files` (a `max_config.ModelFiles`).
 
     Safetensors models read the tokenizer files of `root`; GGUF models build it from the first
-    weight file's metadata. `model_files.chat_template` (the `--chat-template` override or the
+    weight file's metadata, or, where that cannot be done (transformers builds tokenizers for the
+    GGUF architectures it knows, not for those of `--custom-architectures`), read the tokenizer
+    files beside the file. `model_files.chat_template` (the `--chat-template` override or the
     file's own template), when set, replaces the tokenizer's template.
     """
     if model_files.weight_format == "gguf":
-        tokenizer = gguf_tokenizer(Path(model_files.weight_files[0]))
+        path = Path(model_files.weight_files[0])
+        try:
+            tokenizer = gguf_tokenizer(path)
+        except ValueError as e:
+            if not any((path.parent / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+                raise ConfigError(
+                    f"{path}: no tokenizer can be built from its metadata ({e}); put the model's tokenizer "
+                    "files (tokenizer.json, tokenizer_config.json) beside it"
+                ) from e
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(path.parent)
     else:
         from transformers import AutoTokenizer
 
