@@ -87,8 +87,21 @@ def test_longrope_cache_uses_short_then_long_factors():
     config = _config(dict(scaling), head_dim=24, max_position_embeddings=64)
     ours = rope_cos_sin_cache(24, 64, 10000.0, {**scaling, "max_position_embeddings": 64}, "cpu")
     torch.testing.assert_close(ours[:16], _hf_cache(config, None, torch.arange(16)), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(ours[16:], _hf_cache(config, 64, torch.arange(16, 64)), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours[16:64], _hf_cache(config, 64, torch.arange(16, 64)), rtol=1e-6, atol=1e-6)
+    # rows 64..79: the long factors at positions 0..15, for the tokens of sequences longer than 16
+    torch.testing.assert_close(ours[64:], _hf_cache(config, 64, torch.arange(16)), rtol=1e-6, atol=1e-6)
     assert math.isclose(float(ours[0, 0]), math.sqrt(1 + math.log(4) / math.log(16)), rel_tol=1e-6)
+
+
+def test_longrope_positions_send_long_requests_to_the_long_rows():
+    from max_kernels import longrope_positions
+
+    # request 0: 3 prompt tokens of a 20-token sequence; request 1: one decode token at 9; request 2: at 30
+    positions = torch.tensor([14, 15, 16, 9, 30])
+    cu = torch.tensor([0, 3, 4, 5], dtype=torch.int32)
+    seq_lens = torch.tensor([17, 10, 31], dtype=torch.int32)
+    rows = longrope_positions(positions, cu, seq_lens, original=16, max_positions=64)
+    assert rows.tolist() == [64 + 14, 64 + 15, 16, 9, 30]
 
 
 def _rope_f64(x, positions, base, rotary_dim, neox):

@@ -61,6 +61,28 @@ def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
     check_prefill_and_greedy_decode(variant, tmp_path)
 
 
+def test_phi3_longrope_sequences_beyond_the_original_context(tmp_path):
+    """A prompt longer than `original_max_position_embeddings` (64 here) is rotated with the long factors
+    at every position, as transformers does, while a short one in the same batch keeps the short ones."""
+    hf_model = make_tiny_model("phi3", tmp_path)
+    files = model_files(tmp_path)
+    model = load_model(files, "cpu", torch.float32)
+    g = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(3, 128, (n,), generator=g).tolist() for n in (70, 20)]
+    runner = PagedRunner(model, files.config, num_seqs=2, max_len=96)
+    logits = runner.step(prompts)
+    assert_close(logits[:70], hf_logits(hf_model, prompts[0]))
+    assert_close(logits[70:], hf_logits(hf_model, prompts[1]))
+    seqs = [list(p) for p in prompts]
+    last = torch.stack([logits[69], logits[89]])
+    for _ in range(4):
+        for seq, tok in zip(seqs, last.argmax(-1).tolist()):
+            seq.append(tok)
+        last = runner.step([[seq[-1]] for seq in seqs])
+        for i, seq in enumerate(seqs):
+            assert_close(last[i], hf_logits(hf_model, seq)[-1])
+
+
 @pytest.mark.parametrize("variant", ["gemma3", "mistral"])
 def test_chunked_prefill_mixed_with_decode(variant, tmp_path):
     """A prompt prefilled in chunks while another sequence decodes in the same batches (sliding windows

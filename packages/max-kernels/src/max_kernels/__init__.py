@@ -8,7 +8,7 @@ from max_kernels.fp8 import dequantize_fp8, quantize_fp8
 from max_kernels.gemv import gated_linear, linear
 from max_kernels.kv_store import store_kvcache
 from max_kernels.norms import layer_norm, rms_norm
-from max_kernels.rotary import apply_rope, rope_cos_sin_cache, rotate
+from max_kernels.rotary import apply_rope, longrope_positions, rope_cos_sin_cache, rotate
 
 __all__ = [
     "DecodePlan",
@@ -19,6 +19,7 @@ __all__ = [
     "kernel_preferences",
     "layer_norm",
     "linear",
+    "longrope_positions",
     "paged_attention",
     "quantize_fp8",
     "rms_norm",

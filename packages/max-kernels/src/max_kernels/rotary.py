@@ -86,7 +86,8 @@ def rope_cos_sin_cache(rotary_dim: int, max_positions: int, base: float, scaling
     config's), which defaults to `max_positions`. The cache is static, as a serving engine needs:
     `dynamic` uses the NTK base for a sequence of `max_positions` tokens (HF recomputes it per
     sequence length); `longrope` uses the short factors below `original_max_position_embeddings`
-    and the long factors from there on.
+    and the long factors from there on, then appends the long factors' rows for the positions below
+    it (read by the tokens of longer sequences, see `longrope_positions`).
     """
     s = dict(scaling or {})
     kind = s.get("rope_type", s.get("type", "default"))
@@ -117,9 +118,21 @@ def rope_cos_sin_cache(rotary_dim: int, max_positions: int, base: float, scaling
             [
                 _cos_sin(short, positions[:original], attention_factor),
                 _cos_sin(long, positions[original:], attention_factor),
+                _cos_sin(long, positions[:original], attention_factor),
             ]
         )
     raise ValueError(f"rope_scaling type {kind!r} is not supported (use linear, dynamic, llama3, yarn or longrope)")
+
+
+def longrope_positions(
+    positions: torch.Tensor, cu_seqlens_q: torch.Tensor, seq_lens: torch.Tensor, original: int, max_positions: int
+) -> torch.Tensor:
+    """The table rows a longrope model's tokens read. Transformers rotates every token of a sequence
+    longer than `original` with the long factors, so the tokens of a request whose `seq_lens` exceeds
+    it read, for positions below `original`, the long rows appended at `max_positions`."""
+    q_lens = cu_seqlens_q[1:] - cu_seqlens_q[:-1]
+    long = torch.repeat_interleave(seq_lens > original, q_lens, output_size=positions.shape[0])
+    return torch.where(long & (positions < original), positions + max_positions, positions)
 
 
 @triton.jit

@@ -24,8 +24,13 @@ def residual_norm(
 class DecoderModel(nn.Module):
     """Subclasses set `embed_tokens`, `layers` and `norm`; `forward` gives final hidden states `[T, H]`."""
 
+    def rope_positions(self, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        """The rows of the RoPE table the step's tokens read (overridden where they depend on the request)."""
+        return positions
+
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         hidden = self.embed_tokens(input_ids)
+        positions = self.rope_positions(positions, ctx)
         residual = None
         for layer in self.layers:
             hidden, residual = layer(positions, hidden, residual, ctx)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from max_kernels import rope_cos_sin_cache, rotate
+from max_kernels import longrope_positions, rope_cos_sin_cache, rotate
 from max_kernels.dispatch import use_triton
 from max_kernels.rotary import rope_factors_ref
 from torch import nn
@@ -50,6 +50,11 @@ class RotaryEmbedding(nn.Module):
         self.base = float(params["rope_theta"])
         self.scaling = rope_scaling(config, params)
         self.max_positions = max_positions
+        # longrope: sequences longer than this rotate all their tokens with the long factors
+        self.long_from: int | None = None
+        if self.scaling and self.scaling["rope_type"] == "longrope":
+            s = self.scaling
+            self.long_from = s.get("original_max_position_embeddings") or s.get("max_position_embeddings") or max_positions
         self.register_buffer("cos_sin_cache", torch.empty(max_positions, self.rotary_dim), persistent=False)
         self._factors_for: torch.Tensor | None = None  # the positions `_factors` were gathered for
         self._factors: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -59,6 +64,13 @@ class RotaryEmbedding(nn.Module):
         self.cos_sin_cache = rope_cos_sin_cache(
             self.rotary_dim, self.max_positions, self.base, self.scaling, device
         )
+
+    def table_positions(self, positions: torch.Tensor, md) -> torch.Tensor:
+        """The table rows the step's tokens read: their positions, except under longrope, where the
+        tokens of a request longer than `long_from` read the long factors (`longrope_positions`)."""
+        if self.long_from is None:
+            return positions
+        return longrope_positions(positions, md.cu_seqlens_q, md.seq_lens, self.long_from, self.max_positions)
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor

@@ -65,11 +65,14 @@ class LlamaModel(DecoderModel):
     def __init__(self, config: dict, max_positions: int, options: LlamaOptions):
         super().__init__()
         self.embed_tokens = VocabEmbedding(config["vocab_size"], config["hidden_size"])
-        rotary = RotaryEmbedding(config, hf_config.head_dim(config), max_positions)
+        self.rotary = RotaryEmbedding(config, hf_config.head_dim(config), max_positions)
         self.layers = nn.ModuleList(
-            LlamaDecoderLayer(config, i, rotary, options) for i in range(config["num_hidden_layers"])
+            LlamaDecoderLayer(config, i, self.rotary, options) for i in range(config["num_hidden_layers"])
         )
         self.norm = RMSNorm(config["hidden_size"], config.get("rms_norm_eps", 1e-6))
+
+    def rope_positions(self, positions: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        return self.rotary.table_positions(positions, ctx.attn_metadata)
 
 
 class LlamaForCausalLM(CausalLM):
