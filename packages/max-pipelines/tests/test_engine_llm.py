@@ -151,3 +151,23 @@ def test_prompt_errors_name_the_flag(tiny):
     with pytest.raises(ConfigError, match="--max-length 256"):
         llm.generate([list(range(2, 258))], GREEDY)
     assert not llm.scheduler.has_unfinished
+
+
+def test_longrope_prompts_past_the_original_context_are_cached_apart(tmp_path):
+    """Phi-3 longrope: a prompt longer than the original context (64 here) rotates every position with
+    the long factors, so a shorter prompt sharing its first tokens must not reuse those KV blocks;
+    both match transformers' greedy tokens."""
+    from fixtures.tiny_llm import byte_tokenizer
+    from fixtures.tiny_models import make_tiny_model
+
+    hf = make_tiny_model("phi3", tmp_path)
+    byte_tokenizer().save_pretrained(tmp_path)
+    g = torch.Generator().manual_seed(3)
+    long_prompt = torch.randint(3, 128, (70,), generator=g).tolist()
+    short_prompt = long_prompt[:40]
+    params = SamplingParams(temperature=0.0, max_new_tokens=6, ignore_eos=True)
+    llm = make_llm(tmp_path, kv_cache_page_size=4, max_num_steps=1)
+    assert llm.generate([long_prompt], params)[0].token_ids == hf_greedy(hf, long_prompt, 6)
+    assert llm.generate([short_prompt], params)[0].token_ids == hf_greedy(hf, short_prompt, 6)
+    again = llm.generate([long_prompt], params)[0]  # its own blocks are reused
+    assert again.token_ids == hf_greedy(hf, long_prompt, 6) and llm.kv_stats.hits >= 64

@@ -89,3 +89,10 @@ class RotaryEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rotary_dim={self.rotary_dim}, base={self.base}, scaling={self.scaling}"
+
+
+def longrope_threshold(model: nn.Module) -> int | None:
+    """The sequence length past which `model`'s longrope layers switch every token to the long
+    factors, or None without longrope. Prompts past it are cached apart (`Sequence.extra_keys`):
+    their KV entries below it are rotated differently from those of shorter prompts."""
+    return next((m.long_from for m in model.modules() if isinstance(m, RotaryEmbedding) and m.long_from), None)
