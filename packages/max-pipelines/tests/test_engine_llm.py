@@ -171,3 +171,6 @@ def test_longrope_prompts_past_the_original_context_are_cached_apart(tmp_path):
     assert llm.generate([short_prompt], params)[0].token_ids == hf_greedy(hf, short_prompt, 6)
     again = llm.generate([long_prompt], params)[0]  # its own blocks are reused
     assert again.token_ids == hf_greedy(hf, long_prompt, 6) and llm.kv_stats.hits >= 64
+    # prefilled in chunks of 32: the first chunks, still short of 64 tokens, are rotated as the long prompt
+    chunked = make_llm(tmp_path, kv_cache_page_size=4, max_num_steps=1, max_batch_input_tokens=32, max_batch_size=1)
+    assert chunked.generate([long_prompt], params)[0].token_ids == hf_greedy(hf, long_prompt, 6)

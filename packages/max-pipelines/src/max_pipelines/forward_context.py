@@ -29,6 +29,9 @@ class AttentionMetadata:
     max_seqlen_k: int
     slots_valid: bool = False  # no slot is negative: the CPU store skips checking
     decode_plan: DecodePlan | None = None  # CPU decode-only steps: shared by all layers
+    # [B] int32, steps with prompt tokens: each request's length as the host knows it (prompt and
+    # generated tokens), which may pass `seq_lens` while a prompt is prefilled in chunks
+    known_lens: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from max_pipelines.engine.overlap import can_overlap, run_overlapped
 from max_pipelines.engine.outputs import RequestOutput, StreamDelta
 from max_pipelines.engine.request_state import RequestState
 from max_pipelines.engine.sequence import Sequence
-from max_pipelines.layers.rotary import longrope_threshold
 from max_pipelines.tokenization.chat_template import apply_chat_template
 
 
@@ -47,7 +46,6 @@ class LLM:
         self.echo = parts.enable_echo
         self.max_num_steps = parts.max_num_steps
         self.overlap = parts.overlap
-        self._long_rope_from = longrope_threshold(self.runner.model)
         self._states: dict[Sequence, RequestState] = {}
         # Flushes the KV connector (write-through tiers) on `close`, garbage collection or exit.
         self._closer = weakref.finalize(self, self.kv_manager.close)
@@ -94,7 +92,7 @@ class LLM:
             max_new_tokens=self.max_length if params.max_new_tokens is None else params.max_new_tokens,
             max_length=self.max_length,
             eos_token_ids=self.eos_token_ids,
-            extra_keys=("long-rope",) if self._long_rope_from and len(ids) > self._long_rope_from else (),
+            extra_keys=("long-rope",) if (n := self.runner.long_rope_from) and len(ids) > n else (),
             echo=self.echo,
         )
         self._states[seq] = RequestState(seq, prompt, self.tokenizer)

@@ -15,6 +15,7 @@ from max_pipelines.engine.scheduler import ScheduledBatch
 from max_pipelines.engine.sequence import Sequence
 from max_pipelines.engine.transfer import HostCopy, to_device
 from max_pipelines.forward_context import AttentionMetadata, ForwardContext
+from max_pipelines.layers.rotary import longrope_threshold
 
 
 @dataclass
@@ -51,6 +52,9 @@ class ModelRunner:
         self.threads = threads  # CPU only
         self.native: NativeDecoder | None = None  # CPU decode steps through the native library
         self.graphs: DecodeGraphs | None = None  # GPU decode steps replayed from device graphs
+        # longrope: past this length every token takes the long factors; prefill steps then pass the
+        # requests' known lengths (and LLM keys the prefix cache of such prompts apart)
+        self.long_rope_from = longrope_threshold(model)
 
     def prepare(
         self, batch: ScheduledBatch, native: bool = False, lag: int = 0, input_ids: torch.Tensor | None = None
@@ -88,6 +92,11 @@ class ModelRunner:
             max_seqlen_k=max(seq_lens),
             slots_valid=True,
             decode_plan=plan,
+            known_lens=(
+                to_device([len(s.all_token_ids) for s in batch.seqs], dev, torch.int32)
+                if self.long_rope_from is not None and max_seqlen_q > 1
+                else None
+            ),
         )
         return BatchInputs(
             input_ids=to_device(ids, dev, torch.int64) if input_ids is None else input_ids,

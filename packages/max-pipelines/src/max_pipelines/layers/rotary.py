@@ -67,10 +67,12 @@ class RotaryEmbedding(nn.Module):
 
     def table_positions(self, positions: torch.Tensor, md) -> torch.Tensor:
         """The table rows the step's tokens read: their positions, except under longrope, where the
-        tokens of a request longer than `long_from` read the long factors (`longrope_positions`)."""
+        tokens of a request longer than `long_from` read the long factors (`longrope_positions`); a
+        prompt prefilled in chunks counts its whole length from the first chunk on."""
         if self.long_from is None:
             return positions
-        return longrope_positions(positions, md.cu_seqlens_q, md.seq_lens, self.long_from, self.max_positions)
+        lens = md.seq_lens if md.known_lens is None else torch.maximum(md.seq_lens, md.known_lens)
+        return longrope_positions(positions, md.cu_seqlens_q, lens, self.long_from, self.max_positions)
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor
