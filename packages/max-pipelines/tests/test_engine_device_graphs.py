@@ -105,8 +105,10 @@ def test_verify_replay_catches_a_broken_graph(tiny):
 
 def test_flags(tiny):
     path, _, _ = tiny
-    with pytest.raises(ConfigError, match="--debug-verify-replay checks device graphs; add --device-graph-capture"):
-        PipelineConfig.from_flat(model_path=str(path), debug_verify_replay=True)
+    with pytest.raises(ConfigError, match="--debug-verify-replay checks device graphs; drop --no-device-graph-capture"):
+        PipelineConfig.from_flat(model_path=str(path), debug_verify_replay=True, device_graph_capture=False)
+    with pytest.raises(ConfigError, match="^--debug-verify-replay checks device graphs, which are off for this model"):
+        make_llm(path, debug_verify_replay=True)  # on the CPU graphs stay off
     with pytest.raises(ConfigError, match="^--device-graph-capture: device graphs need a GPU"):
         make_llm(path, device_graph_capture=True)
 

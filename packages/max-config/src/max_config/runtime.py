@@ -154,8 +154,8 @@ class RuntimeConfig(BaseModel):
     def _batch_fits_input_tokens(self) -> "RuntimeConfig":
         if self.max_num_steps == 0:
             raise ValueError("--max-num-steps must be -1 (auto) or at least 1, got 0")
-        if self.debug_verify_replay and not self.device_graph_capture:
-            raise ValueError("--debug-verify-replay checks device graphs; add --device-graph-capture")
+        if self.debug_verify_replay and self.device_graph_capture is False:
+            raise ValueError("--debug-verify-replay checks device graphs; drop --no-device-graph-capture")
         if self.enable_overlap_scheduler and self.max_num_steps == 1:
             raise ValueError(
                 "--enable-overlap-scheduler pipelines the steps of a multi-step round; "

@@ -61,6 +61,12 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     runtime = config.runtime
     set_kernel_preferences(experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas)
     execution = plan_execution(runtime, device, files.architecture, files.encoding)
+    if runtime.debug_verify_replay and not execution.device_graphs:
+        raise ConfigError(
+            "--debug-verify-replay checks device graphs, which are off for this model and device; "
+            "add --device-graph-capture (GPU only)",
+            key="debug_verify_replay",
+        )
     if runtime.device_graph_capture and device.type != "cuda":
         raise ConfigError(
             "--device-graph-capture: device graphs need a GPU (--devices gpu); drop the flag on the CPU",
