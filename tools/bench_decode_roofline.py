@@ -144,9 +144,9 @@ def copy_bandwidth(device: torch.device) -> float:
     return 2 * src.numel() / min(times) / 1e9
 
 
-def profile_steps(llm, prompt: list[int], steps: int = 16, top: int = 12) -> None:
-    """Where one decode step's time goes: the kernels (CPU: the operators) of a short generation,
-    grouped by name, with their total time per step."""
+def profile_steps(llm, prompts: list[list[int]], steps: int = 16, top: int = 12) -> None:
+    """Where one decode step's time goes: the kernels (CPU: the operators) of a short generation of
+    `prompts` (one batch), grouped by name, with their total time per step."""
     from max_config import SamplingParams
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
@@ -156,7 +156,7 @@ def profile_steps(llm, prompt: list[int], steps: int = 16, top: int = 12) -> Non
     params = SamplingParams(temperature=0.0, max_new_tokens=steps + 1, ignore_eos=True)
     with profile(activities=activities) as prof:
         start = time.perf_counter()
-        llm.generate([prompt], params)
+        llm.generate(prompts, params)
         if on_gpu:
             torch.cuda.synchronize()
         wall = time.perf_counter() - start
@@ -165,7 +165,7 @@ def profile_steps(llm, prompt: list[int], steps: int = 16, top: int = 12) -> Non
     self_us = (lambda e: e.self_device_time_total) if on_gpu else (lambda e: e.self_cpu_time_total)
     rows.sort(key=self_us, reverse=True)
     total = sum(map(self_us, rows)) / (steps + 1) / 1e3
-    print(f"  profile: {'kernel' if on_gpu else 'operator'} time {total:.2f} ms per step "
+    print(f"  profile, batch {len(prompts)}: {'kernel' if on_gpu else 'operator'} time {total:.2f} ms per step "
           f"(prefill counted as one step), wall {1e3 * wall / (steps + 1):.2f} ms per step")
     for e in rows[:top]:
         print(f"    {self_us(e) / (steps + 1) / 1e3:8.3f} ms  {e.count // (steps + 1):>5}x  {e.key[:90]}")
@@ -200,7 +200,8 @@ def measure(path: Path, device: str, mode: str, new_tokens: int, batch: int, max
 
     result["gemv"] = " ".join(f"{n}x{k}{'+' + act if act else ''}" for (n, k, _, act), won in gemv_choices().items() if won)
     if profile:
-        profile_steps(llm, prompt)
+        profile_steps(llm, [prompt])
+        profile_steps(llm, prompts)
     del llm, outs
     gc.collect()
     if torch.cuda.is_available():
