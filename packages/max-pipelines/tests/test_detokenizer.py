@@ -89,3 +89,14 @@ def test_sentencepiece_style_leading_spaces_survive_token_by_token_decoding():
     d = IncrementalDetokenizer(tok, prompt, ())
     out = "".join(d.add_token(i) for i in ids) + d.finish()
     assert out == tok.decode(prompt + ids)[len(tok.decode(prompt)) :] == " the cat sat"
+
+
+def test_backend_decoding_gives_transformers_text(tok):
+    """The shortcut to the `tokenizers` backend decodes exactly as the tokenizer's own `decode`."""
+    from max_pipelines.tokenization.detokenizer import _decoder
+
+    decode = _decoder(tok)
+    assert decode.__closure__ is not None and any(c.cell_contents is tok.backend_tokenizer for c in decode.__closure__)
+    ids = tok.encode("héllo wörld 日本語 😀 <|im_end|> spaces  and\ttabs") + [tok.eos_token_id, 5, 77, 1000]
+    for end in range(1, len(ids) + 1):
+        assert decode(ids[:end]) == tok.decode(ids[:end], skip_special_tokens=True, clean_up_tokenization_spaces=False)

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 _REPLACEMENT = "\ufffd"
 _CONTEXT_TOKENS = 5
+
+
+def _decoder(tokenizer) -> Callable[[list[int]], str]:
+    """`ids -> text`, special tokens skipped, no clean-up of spaces. A transformers tokenizer backed by
+    `tokenizers` whose decoding is transformers' own (not overridden) is decoded by its backend
+    directly: the same text without transformers' conversions on every call (a detokenizer decodes
+    twice a token)."""
+    cls = type(tokenizer)
+    if cls.__module__.startswith("transformers."):
+        try:
+            from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+            from transformers.tokenization_utils_tokenizers import TokenizersBackend
+        except ImportError:  # transformers 4: no shortcut
+            pass
+        else:
+            if (
+                isinstance(tokenizer, TokenizersBackend)
+                and cls._decode is TokenizersBackend._decode
+                and cls.decode is PreTrainedTokenizerBase.decode
+            ):
+                backend = tokenizer.backend_tokenizer
+                return lambda ids: backend.decode(ids, skip_special_tokens=True)
+    return lambda ids: tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
 class IncrementalDetokenizer:
@@ -23,6 +46,7 @@ class IncrementalDetokenizer:
 
     def __init__(self, tokenizer, prompt_token_ids: Sequence[int], stop: Sequence[str] = ()):
         self.tokenizer = tokenizer
+        self._decode = _decoder(tokenizer)
         self.stop = tuple(s for s in stop if s)
         self.token_ids: list[int] = list(prompt_token_ids[-_CONTEXT_TOKENS:])
         self.prefix_offset = 0
@@ -30,9 +54,6 @@ class IncrementalDetokenizer:
         self.text = ""  # everything decoded from the generated tokens, stop strings cut off
         self.num_emitted = 0
         self.stopped = False
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     def add_token(self, token_id: int) -> str:
         """Add one generated token; returns the text now safe to print (maybe empty)."""
