@@ -216,6 +216,8 @@ def main() -> int:
     p.add_argument("--modes", default=None, help="comma-separated modes (default: all that the device runs)")
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--max-length", type=int, default=None,
+                   help="the engine's --max-length (default: prompt + new tokens + 48); graphs pad attention to it")
     p.add_argument("--workdir", default=None)
     p.add_argument("--smoke", action="store_true", help="tiny shape, 8 tokens, batch 4")
     p.add_argument("--profile", action="store_true", help="after each mode, the time per decode step by kernel")
@@ -247,12 +249,13 @@ def main() -> int:
     copy_gbs = copy_bandwidth(tdev)
     name = torch.cuda.get_device_name(tdev) if tdev.type == "cuda" else "CPU"
     if not args.no_header:
-        print(f"{name}: copy bandwidth {copy_gbs:.0f} GB/s; shape {args.shape}, bf16 weights, batch-1 decode of "
+        print(f"{name}: copy bandwidth {copy_gbs:.0f} GB/s; shape {args.shape}, bf16 weights, max length "
+              f"{args.max_length or 64 + args.new_tokens}, batch-1 decode of "
               f"{args.new_tokens} tokens and batch {args.batch} total, medians of 3")
         print(f"{'mode':<18}{'tok/s (b=1)':>12}{'GB/s':>9}{'% copy':>8}{'ms/token':>10}"
               f"{f'tok/s (b={args.batch})':>15}{'build s':>9}  batch-1 kernel")
     for mode in modes:
-        r = measure(path, device, mode, args.new_tokens, args.batch, 64 + args.new_tokens, args.profile)
+        r = measure(path, device, mode, args.new_tokens, args.batch, args.max_length or 64 + args.new_tokens, args.profile)
         gbs = r["bytes"] * r["decode"] / 1e9
         print(f"{mode:<18}{r['decode']:>12.1f}{gbs:>9.1f}{100 * gbs / copy_gbs:>7.1f}%{1000 / r['decode']:>10.2f}"
               f"{r['batch_total']:>15.1f}{r['build']:>9.1f}  {r['gemv'] or '-'}", flush=True)
