@@ -10,9 +10,9 @@ from max_kernels.cpu import start_build
 from max_kvcache import KVCacheManager, KVCacheSpec, KVConnector, PagedKVCache, create_connector
 from max_pipelines.engine.cpu_threads import StepThreads
 from max_pipelines.engine.device_graphs import DecodeGraphs
+from max_pipelines.engine.execution import plan_execution
 from max_pipelines.engine.fingerprint import model_fingerprint
 from max_pipelines.engine.model_runner import ModelRunner
-from max_pipelines.engine.execution import plan_execution
 from max_pipelines.engine.native_decode import native_decoder
 from max_pipelines.engine.scheduler import Scheduler, SchedulerConfig
 from max_pipelines.tokenization.tokenizer import load_tokenizer
@@ -61,17 +61,6 @@ def build_engine(config: PipelineConfig, num_blocks: int | None = None) -> Engin
     runtime = config.runtime
     set_kernel_preferences(experimental=runtime.use_experimental_kernels, vendor_blas=runtime.use_vendor_blas)
     execution = plan_execution(runtime, device, files.architecture, files.encoding)
-    if runtime.debug_verify_replay and not execution.device_graphs:
-        raise ConfigError(
-            "--debug-verify-replay checks device graphs, which are off for this model and device; "
-            "add --device-graph-capture (GPU only)",
-            key="debug_verify_replay",
-        )
-    if runtime.device_graph_capture and device.type != "cuda":
-        raise ConfigError(
-            "--device-graph-capture: device graphs need a GPU (--devices gpu); drop the flag on the CPU",
-            key="device_graph_capture",
-        )
     threads = StepThreads.for_this_process() if device.type == "cpu" else None
     spec = KVCacheSpec(
         num_layers=files.num_layers,
