@@ -78,6 +78,12 @@ def _cos_sin(inv_freq: torch.Tensor, positions: torch.Tensor, attention_factor: 
     return torch.cat([freqs.cos() * attention_factor, freqs.sin() * attention_factor], dim=-1)
 
 
+def original_context(scaling: dict, max_positions: int) -> int:
+    """The context a llama3 / yarn / longrope scaling extends: its `original_max_position_embeddings`,
+    else the config's `max_position_embeddings`, else `max_positions`."""
+    return scaling.get("original_max_position_embeddings") or scaling.get("max_position_embeddings") or max_positions
+
+
 def rope_cos_sin_cache(rotary_dim: int, max_positions: int, base: float, scaling: dict | None, device) -> torch.Tensor:
     """Float32 `[max_positions, rotary_dim]`: cos of the half frequencies, then sin.
 
@@ -92,7 +98,7 @@ def rope_cos_sin_cache(rotary_dim: int, max_positions: int, base: float, scaling
     s = dict(scaling or {})
     kind = s.get("rope_type", s.get("type", "default"))
     if kind in ("llama3", "yarn", "longrope"):
-        s.setdefault("original_max_position_embeddings", s.get("max_position_embeddings", max_positions))
+        s["original_max_position_embeddings"] = original_context(s, max_positions)
     positions = torch.arange(max_positions, device=device)
     if kind == "default":
         return _cos_sin(_base_inv_freq(rotary_dim, base, device), positions, 1.0)

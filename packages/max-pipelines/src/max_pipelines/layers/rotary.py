@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from max_kernels import longrope_positions, rope_cos_sin_cache, rotate
 from max_kernels.dispatch import use_triton
-from max_kernels.rotary import rope_factors_ref
+from max_kernels.rotary import original_context, rope_factors_ref
 from torch import nn
 
 
@@ -53,8 +53,7 @@ class RotaryEmbedding(nn.Module):
         # longrope: sequences longer than this rotate all their tokens with the long factors
         self.long_from: int | None = None
         if self.scaling and self.scaling["rope_type"] == "longrope":
-            s = self.scaling
-            self.long_from = s.get("original_max_position_embeddings") or s.get("max_position_embeddings") or max_positions
+            self.long_from = original_context(self.scaling, max_positions)
         self.register_buffer("cos_sin_cache", torch.empty(max_positions, self.rotary_dim), persistent=False)
         self._factors_for: torch.Tensor | None = None  # the positions `_factors` were gathered for
         self._factors: tuple[torch.Tensor, torch.Tensor] | None = None
