@@ -3,7 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from max_kernels.gemv import gemv_ref, gemv_triton
+from max_kernels import dispatch
+from max_kernels.dispatch import kernel_preferences, set_kernel_preferences
+from max_kernels.gemv import PARTIAL_ROWS, PendingNorm, gemv_ref, gemv_triton, linear, linear_add
+from max_kernels.norms import rms_norm_triton
 
 
 def _reference(x, weight, bias, act):
@@ -40,3 +43,66 @@ def test_gemv_reads_a_strided_row():
     big = torch.randn(3, 96, generator=g)
     weight = torch.randn(7, 96, generator=g)
     torch.testing.assert_close(gemv_triton(big[1:2], weight), big[1:2] @ weight.T, rtol=1e-5, atol=1e-5)
+
+
+def _stream(n, k, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, k, generator=g).to(dtype)
+    weight = (torch.randn(n, k, generator=g) / k**0.5).to(dtype)
+    residual = torch.randn(1, n, generator=g).to(dtype)
+    return x, weight, residual, g
+
+
+@pytest.mark.parametrize("n,k", [(48, 64), (40, 200), (7, 96)])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_residual_add_is_the_norm_kernels_sum(n, k, bias, dtype):
+    """The sum equals, bit for bit, what the product then the norm's fused add write; the partial
+    sums of squares are those of the rounded sum, per PARTIAL_ROWS features."""
+    x, weight, residual, g = _stream(n, k, dtype, seed=n + k)
+    b = torch.randn(n, generator=g).to(dtype) if bias else None
+    total, partials = gemv_triton(x, weight, b, residual=residual)
+    _, want = rms_norm_triton(gemv_triton(x, weight, b), torch.ones(n, dtype=dtype), 1e-6, residual)
+    assert torch.equal(total, want)
+    squares = F.pad(want.double().reshape(-1) ** 2, (0, -n % PARTIAL_ROWS)).reshape(-1, PARTIAL_ROWS).sum(1)
+    assert partials.shape == squares.shape
+    torch.testing.assert_close(partials.double(), squares, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("n,k", [(5, 64), (34, 200), (3, 1000)])
+@pytest.mark.parametrize("act", [None, "silu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_pending_norm_is_normalized_as_read(n, k, act, dtype):
+    """A PendingNorm input gives what the norm kernel then the product give, within the rounding
+    of a sum of squares taken in another order."""
+    x, weight, residual, g = _stream(k, 16, dtype, seed=n * k)
+    stream, partials = gemv_triton(x, weight, residual=residual)
+    norm_w = (1 + 0.1 * torch.randn(k, generator=g)).to(dtype)
+    w2 = (torch.randn(2 * n if act else n, k, generator=g) / k**0.5).to(dtype)
+    got = gemv_triton(PendingNorm(stream, partials, norm_w, 1e-5), w2, None, act)
+    want = gemv_triton(rms_norm_triton(stream, norm_w, 1e-5), w2, None, act)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+    normed = torch.rms_norm(stream.double(), (k,), norm_w.double(), 1e-5)
+    torch.testing.assert_close(got.double(), _reference(normed, w2.double(), None, act), rtol=4 * tol, atol=4 * tol)
+
+
+def test_linear_add_and_pending_norm_follow_the_preference(monkeypatch):
+    """`linear_add` runs where fusing is on; off, the caller is told to add in the norm, and a
+    PendingNorm handed to `linear` is applied by the norm kernel first: the same result."""
+    monkeypatch.setattr(dispatch, "_triton_on_cpu", lambda: True)  # CPU tensors take the kernels
+    x, weight, residual, g = _stream(32, 48, torch.float32, seed=3)
+    norm_w = torch.rand(32, generator=g) + 0.5
+    w2 = torch.randn(8, 32, generator=g)
+    fused = linear_add(x, weight, None, residual)
+    assert fused is not None
+    pending = PendingNorm(*fused, norm_w, 1e-6)
+    before = kernel_preferences()
+    try:
+        set_kernel_preferences(before.experimental, before.vendor_blas, fuse_norms=False)
+        assert linear_add(x, weight, None, residual) is None
+        unfused = linear(pending, w2)
+    finally:
+        set_kernel_preferences(before.experimental, before.vendor_blas, before.fuse_norms)
+    torch.testing.assert_close(linear(pending, w2), unfused, rtol=1e-5, atol=1e-5)
+    assert linear_add(torch.cat([x, x]), weight, None, torch.cat([residual, residual])) is None  # batch 2

@@ -28,22 +28,25 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor, tol: float = 1e-4) -> No
     assert err < tol, f"relative error {err:.2e}"
 
 
-def check_prefill_and_greedy_decode(variant, tmp_path, device: str = "cpu", tol: float = 1e-4) -> None:
-    """Ragged prefill of two prompts, then greedy decode steps, against HF's full-sequence logits."""
+def check_prefill_and_greedy_decode(
+    variant, tmp_path, device: str = "cpu", tol: float = 1e-4, lengths: tuple[int, ...] = (11, 5)
+) -> None:
+    """Ragged prefill of prompts of `lengths`, then greedy decode steps, against HF's full-sequence logits."""
     hf_model = make_tiny_model(variant, tmp_path)
     files = model_files(tmp_path)
     model = load_model(files, device, torch.float32)
 
     g = torch.Generator().manual_seed(1)
-    prompts = [torch.randint(3, 128, (n,), generator=g).tolist() for n in (11, 5)]
-    runner = PagedRunner(model, files.config, num_seqs=2)
+    prompts = [torch.randint(3, 128, (n,), generator=g).tolist() for n in lengths]
+    runner = PagedRunner(model, files.config, num_seqs=len(prompts))
     logits = runner.step(prompts)
     assert logits.dtype == torch.float32 and logits.device.type == torch.device(device).type
-    assert_close(logits[:11], hf_logits(hf_model, prompts[0]), tol)
-    assert_close(logits[11:], hf_logits(hf_model, prompts[1]), tol)
+    ends = torch.tensor(lengths).cumsum(0).tolist()
+    for prompt, end in zip(prompts, ends):
+        assert_close(logits[end - len(prompt) : end], hf_logits(hf_model, prompt), tol)
 
     seqs = [list(p) for p in prompts]
-    last = torch.stack([logits[10], logits[15]])
+    last = logits[[end - 1 for end in ends]]
     for _ in range(DECODE_STEPS):
         next_ids = last.argmax(-1).tolist()
         for seq, tok in zip(seqs, next_ids):
@@ -59,6 +62,13 @@ def check_prefill_and_greedy_decode(variant, tmp_path, device: str = "cpu", tol:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_matches_hf_prefill_and_greedy_decode(variant, tmp_path):
     check_prefill_and_greedy_decode(variant, tmp_path)
+
+
+@pytest.mark.parametrize("variant", ["llama3_tied", "qwen3", "phi3"])
+def test_one_sequence_decodes_at_batch_one(variant, tmp_path):
+    """Decode steps of one sequence alone run batch-1 products: through the GPU kernels, those that
+    add into the residual stream and read the next norm's input (see decoder.py)."""
+    check_prefill_and_greedy_decode(variant, tmp_path, lengths=(9,))
 
 
 def test_phi3_longrope_sequences_beyond_the_original_context(tmp_path):

@@ -21,15 +21,21 @@ import torch
 class KernelPreferences:
     experimental: bool = False
     vendor_blas: bool = False
+    fuse_norms: bool = True  # batch-1 products take the RMSNorm and residual add around them
 
 
 _preferences = KernelPreferences()
 
 
-def set_kernel_preferences(experimental: bool = False, vendor_blas: bool = False) -> None:
-    """Set from `--use-experimental-kernels` and `--use-vendor-blas`."""
+def set_kernel_preferences(
+    experimental: bool = False, vendor_blas: bool = False, fuse_norms: bool | None = None
+) -> None:
+    """Set from `--use-experimental-kernels` and `--use-vendor-blas`. `fuse_norms=False` keeps the
+    norms in kernels of their own, for measuring what the fusion gains (None: left as it is)."""
     _preferences.experimental = experimental
     _preferences.vendor_blas = vendor_blas
+    if fuse_norms is not None:
+        _preferences.fuse_norms = fuse_norms
 
 
 def kernel_preferences() -> KernelPreferences:

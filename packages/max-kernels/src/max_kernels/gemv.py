@@ -9,17 +9,31 @@ graph is being captured) and keep the faster; `--use-vendor-blas` keeps the vend
 kernel runs only in steps captured into device graphs (`dispatch.graph_step`): launched eagerly,
 Triton's launcher costs the host more than the kernel saves. On the CPU (Triton's interpreter) it is
 always taken, so the GPU code path is what tests check.
+
+In those steps it also takes the RMSNorm and residual add between a decoder's products: an output
+projection adds its result to the residual stream and writes the sum's squares (`linear_add`), and
+the next product reads that sum as a `PendingNorm`, normalizing it as it goes. A Llama layer then
+runs no norm kernel at all; this path is taken without timing it against the vendor BLAS.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from max_kernels.activations import gelu_tanh_and_mul, gelu_tanh_and_mul_ref, silu_and_mul, silu_and_mul_ref
-from max_kernels.dispatch import import_triton, in_graph_step, triton_available, use_triton, use_vendor_blas
+from max_kernels.dispatch import (
+    import_triton,
+    in_graph_step,
+    kernel_preferences,
+    triton_available,
+    use_triton,
+    use_vendor_blas,
+)
+from max_kernels.norms import rms_norm
 
 triton, tl = import_triton()
 
@@ -34,35 +48,60 @@ def _gemv_kernel(
     w_ptr,
     b_ptr,
     out_ptr,
+    res_ptr,
+    norm_w_ptr,
+    part_in_ptr,
+    part_out_ptr,
     N,
     K,
     stride_w,
     UP_OFFSET,
+    eps,
     HAS_BIAS: tl.constexpr,
     ACT: tl.constexpr,
+    NORM_IN: tl.constexpr,
+    RES_OUT: tl.constexpr,
     EVEN_K: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    PARTIAL_ROWS: tl.constexpr,
 ):
     """Grid (cdiv(N, BLOCK_N),): rows `[pid * BLOCK_N, ...)` of the output; with ACT, the gate rows
-    and the up rows `UP_OFFSET` further down are read together. float32 accumulation."""
+    and the up rows `UP_OFFSET` further down are read together. float32 accumulation.
+
+    NORM_IN: `x` is RMS-normalized (weight `norm_w`) as it is read, from the sums of squares its
+    writer left in `part_in` (cdiv(K, PARTIAL_ROWS) of them). RES_OUT: the output is `y + res`,
+    rounded as the residual stream is, and each group of PARTIAL_ROWS rows writes its sum of
+    squares to `part_out` for the next product's NORM_IN."""
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < N
     rows64 = tl.where(row_mask, rows, 0).to(tl.int64)  # clamped: the weight loads need no row mask
     gate_rows = w_ptr + rows64[:, None] * stride_w
     up_rows = w_ptr + (rows64 + UP_OFFSET)[:, None] * stride_w
+    rstd = 1.0
+    if NORM_IN:
+        p = tl.arange(0, BLOCK_P)
+        squares = tl.sum(tl.load(part_in_ptr + p, mask=p < tl.cdiv(K, PARTIAL_ROWS), other=0.0), axis=0)
+        rstd = 1.0 / tl.sqrt(squares / K + eps)
     acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
     acc_up = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         cols = k0 + tl.arange(0, BLOCK_K)
+        col_mask = cols < K
         if EVEN_K:
-            x = tl.load(x_ptr + cols).to(tl.float32)
+            x = tl.load(x_ptr + cols)
+        else:
+            x = tl.load(x_ptr + cols, mask=col_mask, other=0.0)
+        if NORM_IN:  # rounded to the input's dtype, as the norm's own kernel writes it
+            g = tl.load(norm_w_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
+            x = (x.to(tl.float32) * rstd * g).to(x_ptr.dtype.element_ty)
+        x = x.to(tl.float32)
+        if EVEN_K:
             acc += tl.load(gate_rows + cols[None, :]).to(tl.float32) * x[None, :]
             if ACT != 0:
                 acc_up += tl.load(up_rows + cols[None, :]).to(tl.float32) * x[None, :]
         else:
-            col_mask = cols < K
-            x = tl.load(x_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
             acc += tl.load(gate_rows + cols[None, :], mask=col_mask[None, :], other=0.0).to(tl.float32) * x[None, :]
             if ACT != 0:
                 w_up = tl.load(up_rows + cols[None, :], mask=col_mask[None, :], other=0.0)
@@ -81,40 +120,101 @@ def _gemv_kernel(
             e = tl.exp(-2.0 * tl.abs(inner))
             y = 0.5 * y * (1.0 + tl.where(inner >= 0, 1.0, -1.0) * (1.0 - e) / (1.0 + e))
         y = y * up
+    if RES_OUT:  # the product is rounded first, as it would be stored before the add
+        y = y.to(out_ptr.dtype.element_ty).to(tl.float32) + tl.load(res_ptr + rows64).to(tl.float32)
+        y = y.to(out_ptr.dtype.element_ty).to(tl.float32)
+        squares = tl.sum(tl.reshape(tl.where(row_mask, y * y, 0.0), (BLOCK_N // PARTIAL_ROWS, PARTIAL_ROWS)), axis=1)
+        groups = tl.program_id(0) * (BLOCK_N // PARTIAL_ROWS) + tl.arange(0, BLOCK_N // PARTIAL_ROWS)
+        tl.store(part_out_ptr + groups, squares, mask=groups < tl.cdiv(N, PARTIAL_ROWS))
     tl.store(out_ptr + rows, y.to(out_ptr.dtype.element_ty), mask=row_mask)
 
 
-if triton_available():
-    _TUNED = triton.autotune(
-        configs=[
-            triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s)
-            for n, k, w, s in [
-                (2, 2048, 8, 2), (4, 1024, 4, 3), (8, 256, 4, 4), (8, 512, 4, 3),
-                (8, 1024, 8, 3), (16, 256, 4, 4), (16, 512, 8, 3), (32, 256, 8, 3),
-            ]
-        ],
-        key=["N", "K", "ACT"],
+_CONFIGS = [  # (BLOCK_N, BLOCK_K, warps, stages)
+    (2, 2048, 8, 2), (4, 1024, 4, 3), (8, 256, 4, 4), (8, 512, 4, 3),
+    (8, 1024, 8, 3), (16, 256, 4, 4), (16, 512, 8, 3), (32, 256, 8, 3),
+]
+PARTIAL_ROWS = 16  # rows per sum of squares a RES_OUT product writes; its BLOCK_N is a multiple
+
+
+def _autotuned(configs):
+    return triton.autotune(
+        configs=[triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s) for n, k, w, s in configs],
+        key=["N", "K", "ACT", "NORM_IN"],
         # the timings are kept on disk, so later processes skip the search (where Triton can)
         **({"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}),
     )(triton.heuristics({"EVEN_K": lambda a: a["K"] % a["BLOCK_K"] == 0})(_gemv_kernel))
 
 
-def gemv_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, act: str | None = None):
+if triton_available():
+    _TUNED = _autotuned(_CONFIGS)
+    _TUNED_RES_OUT = _autotuned([c for c in _CONFIGS if c[0] % PARTIAL_ROWS == 0] + [(32, 512, 8, 3), (64, 256, 8, 3)])
+
+
+@dataclass(frozen=True)
+class PendingNorm:
+    """`rms_norm(x, weight, eps)` of a one-row `x` not yet applied: the kernel that wrote `x` also
+    wrote its sums of squares (`partials`, one per PARTIAL_ROWS features), so the next batch-1
+    product normalizes `x` as it reads it instead of a norm kernel running in between."""
+
+    x: torch.Tensor
+    partials: torch.Tensor
+    weight: torch.Tensor
+    eps: float
+
+    def apply(self) -> torch.Tensor:
+        return rms_norm(self.x, self.weight, self.eps)
+
+
+def gemv_triton(
+    x: torch.Tensor | PendingNorm,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    act: str | None = None,
+    residual: torch.Tensor | None = None,
+):
     """`x [1, K]` times `weight [N, K]`; with `act`, `weight` is `[2F, K]` (gate rows, then up rows)
-    and the result `act(gate) * up` is `[1, F]`."""
-    k = x.shape[-1]
+    and the result `act(gate) * up` is `[1, F]`. `x` may be a PendingNorm (normalized as read).
+    With `residual [1, N]`, returns `(y + residual, partials)` for a PendingNorm of the sum."""
+    norm = x if isinstance(x, PendingNorm) else None
+    x = (norm.x if norm else x).reshape(-1)
+    x = x if x.stride(0) == 1 else x.contiguous()
+    k = x.shape[0]
     n = weight.shape[0] // 2 if act else weight.shape[0]
-    x = x.reshape(-1).contiguous()
     weight = weight if weight.stride(-1) == 1 else weight.contiguous()
     out = torch.empty(1, n, dtype=x.dtype, device=x.device)
-    args = (x, weight, bias if bias is not None else x, out, n, k, weight.stride(0), n)
-    flags = dict(HAS_BIAS=bias is not None, ACT=ACTIVATIONS[act] if act else 0)
+    partials = torch.empty(triton.cdiv(n, PARTIAL_ROWS), dtype=torch.float32, device=x.device) if residual is not None else None
+    args = (
+        x,
+        weight,
+        x if bias is None else bias,
+        out,
+        x if residual is None else residual.reshape(-1),
+        x if norm is None else norm.weight,
+        x if norm is None else norm.partials,
+        x if partials is None else partials,
+        n,
+        k,
+        weight.stride(0),
+        n,
+        norm.eps if norm else 0.0,
+    )
+    flags = dict(
+        HAS_BIAS=bias is not None,
+        ACT=ACTIVATIONS[act] if act else 0,
+        NORM_IN=norm is not None,
+        RES_OUT=residual is not None,
+        BLOCK_P=max(triton.next_power_of_2(triton.cdiv(k, PARTIAL_ROWS)), 2),
+        PARTIAL_ROWS=PARTIAL_ROWS,
+    )
     if x.is_cuda:
-        _TUNED[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags)
+        tuned = _TUNED if residual is None else _TUNED_RES_OUT
+        tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags)
     else:  # the interpreter: one fixed shape
         block_k = min(triton.next_power_of_2(k), 128)
-        _gemv_kernel[(triton.cdiv(n, 4),)](*args, **flags, EVEN_K=k % block_k == 0, BLOCK_N=4, BLOCK_K=block_k)
-    return out
+        block_n = PARTIAL_ROWS if residual is not None else 4
+        grid = (triton.cdiv(n, block_n),)
+        _gemv_kernel[grid](*args, **flags, EVEN_K=k % block_k == 0, BLOCK_N=block_n, BLOCK_K=block_k)
+    return out if residual is None else (out, partials)
 
 
 def gemv_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, act: str | None = None):
@@ -147,6 +247,21 @@ def _kernel_wins(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return _CHOICES[key]
 
 
+def _fuses(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Where the kernel runs whatever the vendor BLAS would take: with a norm or a residual add fused
+    into it, it saves a kernel of its own (`PendingNorm`, `linear_add`)."""
+    return (
+        x.dim() == 2
+        and x.shape[0] == 1
+        and x.dtype in _DTYPES
+        and weight.dtype == x.dtype
+        and use_triton(x)
+        and not use_vendor_blas()
+        and kernel_preferences().fuse_norms
+        and (not x.is_cuda or in_graph_step())
+    )
+
+
 def _use_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str | None) -> bool:
     return (
         x.dim() == 2
@@ -165,11 +280,34 @@ def _vendor(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, ac
     return (silu_and_mul if act == "silu" else gelu_tanh_and_mul)(y) if act else y
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear`, through the batch-1 kernel where it is faster."""
+def linear(x: torch.Tensor | PendingNorm, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear`, through the batch-1 kernel where it is faster; a PendingNorm `x` is normalized by
+    the kernel as it is read where it can, else by its own kernel first."""
+    if isinstance(x, PendingNorm):
+        if _fuses(x.x, weight):
+            return gemv_triton(x, weight, bias)
+        x = x.apply()
     return gemv_triton(x, weight, bias) if _use_gemv(x, weight, bias, None) else _vendor(x, weight, bias, None)
 
 
-def gated_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str) -> torch.Tensor:
-    """`act(y[..., :F]) * y[..., F:]` of `y = F.linear(x, weight, bias)`, fused at batch 1 where faster."""
+def gated_linear(
+    x: torch.Tensor | PendingNorm, weight: torch.Tensor, bias: torch.Tensor | None, act: str
+) -> torch.Tensor:
+    """`act(y[..., :F]) * y[..., F:]` of `y = F.linear(x, weight, bias)`, fused at batch 1 where faster
+    (and with the norm of a PendingNorm `x`, as `linear`)."""
+    if isinstance(x, PendingNorm):
+        if _fuses(x.x, weight):
+            return gemv_triton(x, weight, bias, act)
+        x = x.apply()
     return gemv_triton(x, weight, bias, act) if _use_gemv(x, weight, bias, act) else _vendor(x, weight, bias, act)
+
+
+def linear_add(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`(F.linear(x, weight, bias) + residual, partials)` from one batch-1 kernel, the sum rounded as
+    the residual stream is and `partials` its sums of squares (for a PendingNorm of it); None where
+    that kernel does not run (the caller then leaves the add to the next norm, as before)."""
+    if not (_fuses(x, weight) and residual.shape == (1, weight.shape[0]) and residual.dtype == x.dtype):
+        return None
+    return gemv_triton(x, weight, bias, residual=residual)

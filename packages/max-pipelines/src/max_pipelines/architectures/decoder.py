@@ -1,21 +1,52 @@
 """What the decoders here share: the residual stream through the layers and the causal-LM shell.
 
 Each layer maps `(positions, hidden, residual, ctx) -> (hidden, residual)` and leaves its last
-residual add to the next norm, which fuses it; the final norm takes the last one.
+residual add to the next norm, which fuses it; the final norm takes the last one. At batch 1, where
+the matrix-vector kernel runs, an output projection adds its result to the stream itself
+(`add_to_residual`: `hidden` is then None and `residual` a `SummedResidual`), and the next norm is
+left to the product that reads it (a `PendingNorm`): no norm kernel runs between the layers.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from max_kernels import PendingNorm, linear_add
 from torch import nn
 
 from max_pipelines.forward_context import ForwardContext
+from max_pipelines.layers.linear import Linear
+
+
+@dataclass(frozen=True)
+class SummedResidual:
+    """The residual stream after a product added its output to it, with the sums of squares of its
+    features that the product wrote for the next norm."""
+
+    x: torch.Tensor
+    partials: torch.Tensor
+
+
+def add_to_residual(
+    proj: Linear, x: torch.Tensor, residual: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor | SummedResidual]:
+    """`(proj(x), residual)` for the next norm to add, or `(None, SummedResidual)` where the batch-1
+    kernel adds `proj(x)` to `residual` itself."""
+    if proj.weight is not None:
+        fused = linear_add(x, proj.weight, proj.bias, residual)
+        if fused is not None:
+            return None, SummedResidual(*fused)
+    return proj(x), residual
 
 
 def residual_norm(
-    norm: nn.Module, hidden: torch.Tensor, residual: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A layer's first norm: `(norm(hidden + residual), hidden + residual)`; the first layer starts the stream."""
+    norm: nn.Module, hidden: torch.Tensor | None, residual: torch.Tensor | SummedResidual | None
+) -> tuple[torch.Tensor | PendingNorm, torch.Tensor]:
+    """A layer's norm: `(norm(hidden + residual), hidden + residual)`; the first layer starts the
+    stream. After `add_to_residual` summed it already, the norm is a PendingNorm for the next product."""
+    if isinstance(residual, SummedResidual):
+        return PendingNorm(residual.x, residual.partials, norm.weight, norm.eps), residual.x
     if residual is None:
         return norm(hidden), hidden
     return norm(hidden, residual)
@@ -34,8 +65,8 @@ class DecoderModel(nn.Module):
         residual = None
         for layer in self.layers:
             hidden, residual = layer(positions, hidden, residual, ctx)
-        hidden, _ = self.norm(hidden, residual)
-        return hidden
+        hidden, _ = residual_norm(self.norm, hidden, residual)
+        return hidden.apply() if isinstance(hidden, PendingNorm) else hidden
 
 
 class CausalLM(nn.Module):

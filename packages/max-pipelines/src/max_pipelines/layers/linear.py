@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from max_kernels import linear
+from max_kernels import PendingNorm, linear
 from max_kernels.gguf import QuantizedWeight, quantized_linear
 from torch import nn
 
@@ -34,9 +34,13 @@ class Linear(nn.Module):
         self.weight = None
         self.qweights = parts
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | PendingNorm) -> torch.Tensor:
+        """A PendingNorm input (see decoder.py) is normalized by the batch-1 kernel as it reads it,
+        or first by its own kernel where that kernel does not run."""
         if not self.qweights:
             return linear(x, self.weight, self.bias)
+        if isinstance(x, PendingNorm):
+            x = x.apply()
         if len(self.qweights) == 1:
             return quantized_linear(x, self.qweights[0], self.bias)
         y = torch.cat([quantized_linear(x, q) for q in self.qweights], dim=-1)

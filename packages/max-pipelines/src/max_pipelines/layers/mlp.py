@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from max_kernels import gated_linear, gelu_tanh_and_mul, silu_and_mul
+from max_kernels import PendingNorm, gated_linear, gelu_tanh_and_mul, silu_and_mul
 from torch import nn
 
 from max_pipelines.layers.linear import Linear
@@ -27,8 +27,12 @@ class GatedMLP(nn.Module):
         self.down_proj = Linear(intermediate_size, hidden_size, bias=bias)
         self.activation, self.act_and_mul = _ACTIVATIONS[hidden_act]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | PendingNorm) -> torch.Tensor:
+        return self.down_proj(self.activated(x))
+
+    def activated(self, x: torch.Tensor | PendingNorm) -> torch.Tensor:
+        """`act(gate(x)) * up(x)`, the down projection's input."""
         gate_up = self.gate_up_proj
         if gate_up.weight is not None:  # float weights: fused with the activation at batch 1
-            return self.down_proj(gated_linear(x, gate_up.weight, gate_up.bias, self.activation))
-        return self.down_proj(self.act_and_mul(gate_up(x)))
+            return gated_linear(x, gate_up.weight, gate_up.bias, self.activation)
+        return self.act_and_mul(gate_up(x))

@@ -1,9 +1,9 @@
-"""Rotary position embedding: a cos/sin table computed at load, applied to q and k."""
+"""Rotary position embedding: the cos/sin table computed at load, which attention applies to q and k."""
 
 from __future__ import annotations
 
 import torch
-from max_kernels import longrope_positions, rope_cos_sin_cache, rotate
+from max_kernels import longrope_positions, rope_cos_sin_cache
 from max_kernels.dispatch import use_triton
 from max_kernels.rotary import original_context, rope_factors_ref
 from torch import nn
@@ -40,7 +40,8 @@ def rope_scaling(config: dict, params: dict) -> dict | None:
 
 
 class RotaryEmbedding(nn.Module):
-    """Rotates the first `rotary_dim` features of each head (rotate-half layout)."""
+    """A model's RoPE table (rotate-half layout, the first `rotary_dim` features of each head), applied
+    by the attention layer as it stores the keys (`rope_kv_store`)."""
 
     def __init__(self, config: dict, head_dim: int, max_positions: int, layer_type: str | None = None):
         super().__init__()
@@ -73,20 +74,15 @@ class RotaryEmbedding(nn.Module):
         lens = md.seq_lens if md.known_lens is None else torch.maximum(md.seq_lens, md.known_lens)
         return longrope_positions(positions, md.cu_seqlens_q, lens, self.long_from, self.max_positions)
 
-    def forward(
-        self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.rotate(q, positions), self.rotate(k, positions)
-
-    def rotate(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Rotate `x [T, H, D]`. Layers share this module, so the PyTorch path gathers the factors
-        once per `positions`."""
+    def factors(self, positions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """What the PyTorch path multiplies by (`rope_factors_ref`), gathered once per `positions`:
+        every layer shares this module. None where `x` takes the Triton kernels."""
         if use_triton(x):
-            return rotate(x, positions, self.cos_sin_cache, True)
+            return None
         if self._factors_for is not positions:
             self._factors = rope_factors_ref(positions, self.cos_sin_cache, True)
             self._factors_for = positions
-        return rotate(x, positions, self.cos_sin_cache, True, self._factors)
+        return self._factors
 
     def extra_repr(self) -> str:
         return f"rotary_dim={self.rotary_dim}, base={self.base}, scaling={self.scaling}"

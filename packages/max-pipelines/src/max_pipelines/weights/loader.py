@@ -86,7 +86,7 @@ class WeightLoader:
             module = self.model.get_submodule(module_name)
         except AttributeError:
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}") from None
-        if not hasattr(module, attr):
+        if getattr(module, attr, None) is None:
             raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self.model).__name__}")
         packed = isinstance(parts[0], PackedTensor)
         if packed and self.keep_packed and isinstance(module, VocabEmbedding) and len(parts) == 1:

@@ -31,6 +31,7 @@ class Gemma3DecoderLayer(nn.Module):
             head_dim=hf_config.head_dim(config),
             scale=config["query_pre_attn_scalar"] ** -0.5,
             qkv_bias=config.get("attention_bias", False),
+            o_bias=config.get("attention_bias", False),
             sliding_window=hf_config.sliding_window(config, layer_idx),
             softcap=config.get("attn_logit_softcapping"),
         )

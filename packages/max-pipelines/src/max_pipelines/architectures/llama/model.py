@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from max_pipelines.architectures import hf_config
-from max_pipelines.architectures.decoder import CausalLM, DecoderModel, residual_norm
+from max_pipelines.architectures.decoder import CausalLM, DecoderModel, SummedResidual, add_to_residual, residual_norm
 from max_pipelines.forward_context import ForwardContext
 from max_pipelines.layers.attention import AttentionShape, SelfAttention
 from max_pipelines.layers.embedding import LMHead, VocabEmbedding
@@ -23,9 +23,13 @@ class LlamaOptions:
     def qkv_bias(self, config: dict) -> bool:
         return bool(config.get("attention_bias", False))
 
+    def o_bias(self, config: dict) -> bool:
+        return bool(config.get("attention_bias", False))
+
 
 class LlamaDecoderLayer(nn.Module):
-    """Pre-norm attention then pre-norm MLP; the residual add is fused into the next norm."""
+    """Pre-norm attention then pre-norm MLP; each residual add is fused into the next norm, or into the
+    output projection before it (see decoder.py)."""
 
     def __init__(self, config: dict, layer_idx: int, rotary: RotaryEmbedding, options: LlamaOptions):
         super().__init__()
@@ -39,6 +43,7 @@ class LlamaDecoderLayer(nn.Module):
             head_dim=dim,
             scale=dim**-0.5,
             qkv_bias=options.qkv_bias(config),
+            o_bias=options.o_bias(config),
             sliding_window=hf_config.sliding_window(config, layer_idx),
         )
         self.input_layernorm = RMSNorm(hidden, eps)
@@ -52,13 +57,13 @@ class LlamaDecoderLayer(nn.Module):
         self,
         positions: torch.Tensor,
         hidden: torch.Tensor,
-        residual: torch.Tensor | None,
+        residual: torch.Tensor | SummedResidual | None,
         ctx: ForwardContext,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden, residual = residual_norm(self.input_layernorm, hidden, residual)
-        hidden = self.self_attn(positions, hidden, ctx)
-        hidden, residual = self.post_attention_layernorm(hidden, residual)
-        return self.mlp(hidden), residual
+    ) -> tuple[torch.Tensor | None, torch.Tensor | SummedResidual]:
+        x, residual = residual_norm(self.input_layernorm, hidden, residual)
+        hidden, residual = add_to_residual(self.self_attn.o_proj, self.self_attn.attend(positions, x, ctx), residual)
+        x, residual = residual_norm(self.post_attention_layernorm, hidden, residual)
+        return add_to_residual(self.mlp.down_proj, self.mlp.activated(x), residual)
 
 
 class LlamaModel(DecoderModel):

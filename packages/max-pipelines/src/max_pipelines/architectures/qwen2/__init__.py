@@ -8,6 +8,9 @@ class Qwen2Options(LlamaOptions):
     def qkv_bias(self, config: dict) -> bool:
         return True
 
+    def o_bias(self, config: dict) -> bool:
+        return False
+
 
 class Qwen2ForCausalLM(LlamaForCausalLM):
     options = Qwen2Options()
