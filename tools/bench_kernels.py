@@ -55,6 +55,7 @@ def _nbytes(*tensors: torch.Tensor) -> int:
 
 def _register_core_cases(smoke: bool) -> None:
     from max_kernels import activations, attention, fp8, gemv, kv_store, norms, rotary
+    from max_kernels.rope_kv_store import rope_kv_store_ref, rope_kv_store_triton
 
     t, h, f, ctx, n = (4096, 4096, 14336, 4096, 1 << 26) if not smoke else (40, 96, 80, 50, 3000)
     BF16 = torch.float16 if smoke else torch.bfloat16  # Triton's interpreter miscomputes bfloat16
@@ -131,6 +132,27 @@ def _register_core_cases(smoke: bool) -> None:
         )
     )
 
+    def rope_store_inputs(device):
+        rope, store = rope_inputs(device), store_inputs(device)
+        return {
+            **{name: rope[name] for name in ("q", "k", "positions", "cos_sin_cache", "neox")},
+            "v": store["value"],
+            **{name: store[name] for name in ("k_cache", "v_cache", "slot_mapping")},
+            "k_scale": None,
+            "v_scale": None,
+        }
+
+    register(
+        KernelCase(
+            f"rope_kv_store [{t} tok, 32q/8k heads, D128, P16]",
+            rope_store_inputs,
+            rope_kv_store_triton,
+            rope_kv_store_ref,
+            lambda a: 2 * _nbytes(a["q"], a["k"], a["v"]),
+            mutated=("k_cache", "v_cache"),
+        )
+    )
+
     def gated_inputs(device):
         return {"x": torch.randn(t, 2 * f, device=device, dtype=BF16)}
 
@@ -192,6 +214,30 @@ def _register_core_cases(smoke: bool) -> None:
             KernelCase(
                 f"gemv batch 1 [{n}x{k}{', ' + act if act else ''}]",
                 lambda d, n=n, k=k, act=act: gemv_inputs(d, n, k, act),
+                gemv.gemv_triton,
+                gemv.gemv_ref,
+                lambda a: _nbytes(a["weight"]),
+            )
+        )
+
+    def fused_gemv_inputs(device, n, k, act, role):
+        """`role` "norm": the input is a PendingNorm; "residual": the output is added to a residual."""
+        a = gemv_inputs(device, n, k, act)
+        if role == "norm":
+            x = a["x"]
+            squares = x.float().square().reshape(-1, gemv.PARTIAL_ROWS).sum(1)
+            a["x"] = gemv.PendingNorm(x, squares, torch.ones(k, device=device, dtype=BF16), 1e-5)
+        else:
+            a["residual"] = torch.randn(1, n, device=device, dtype=BF16)
+        return a
+
+    fused = [(6144, 4096, None, "norm"), (28672, 4096, "silu", "norm"), (4096, 4096, None, "residual"),
+             (4096, 14336, None, "residual")]
+    for n, k, act, role in fused if not smoke else [(48, 160, None, "norm"), (64, 96, None, "residual")]:
+        register(
+            KernelCase(
+                f"gemv batch 1, {'norm in' if role == 'norm' else 'residual out'} [{n}x{k}{', ' + act if act else ''}]",
+                lambda d, n=n, k=k, act=act, role=role: fused_gemv_inputs(d, n, k, act, role),
                 gemv.gemv_triton,
                 gemv.gemv_ref,
                 lambda a: _nbytes(a["weight"]),

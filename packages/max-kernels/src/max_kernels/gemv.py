@@ -33,7 +33,7 @@ from max_kernels.dispatch import (
     use_triton,
     use_vendor_blas,
 )
-from max_kernels.norms import rms_norm
+from max_kernels.norms import rms_norm, rms_norm_ref
 
 triton, tl = import_triton()
 
@@ -217,9 +217,22 @@ def gemv_triton(
     return out if residual is None else (out, partials)
 
 
-def gemv_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, act: str | None = None):
+def gemv_ref(
+    x: torch.Tensor | PendingNorm,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    act: str | None = None,
+    residual: torch.Tensor | None = None,
+):
+    if isinstance(x, PendingNorm):
+        x = rms_norm_ref(x.x, x.weight, x.eps)
     y = F.linear(x, weight, bias)
-    return _ACT_REFS[act](y) if act else y
+    y = _ACT_REFS[act](y) if act else y
+    if residual is None:
+        return y
+    total = y + residual
+    squares = F.pad(total.float().reshape(-1) ** 2, (0, -total.shape[-1] % PARTIAL_ROWS))
+    return total, squares.reshape(-1, PARTIAL_ROWS).sum(1)
 
 
 _CHOICES: dict[tuple, bool] = {}
