@@ -47,7 +47,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_ver
 ROOF="$PY tools/bench_decode_roofline.py"
 step "roofline model folder" 240 roofline.log $ROOF --write-only
 step "roofline graphs+overlap" 180 roofline.log $ROOF --modes graphs+overlap --profile
-for mode in graphs+overlap+unfused-norms graphs graphs+overlap+vendor-blas; do
+for mode in graphs+overlap+unfused-norms graphs+overlap+pdl graphs graphs+overlap+vendor-blas; do
     step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
 done
 # TRITON_INTERPRET=0: the test configuration would otherwise pick Triton's CPU interpreter.

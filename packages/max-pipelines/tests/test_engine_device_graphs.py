@@ -120,17 +120,29 @@ def test_flags(tiny):
         {"max_num_steps": 1},
         {"enable_overlap_scheduler": True},
         {"enable_overlap_scheduler": False, "max_num_steps": 4},
+        {"enable_overlap_scheduler": True, "pdl": True},
+        {"enable_overlap_scheduler": True, "fuse_norms": False},
     ],
 )
 def test_cuda_graphs_match_eager(tiny, extra):
+    """Also with the batch-1 products as programmatic dependents, and with the norms unfused."""
+    from max_kernels import kernel_preferences, set_kernel_preferences
+
     path, prompts, _ = tiny
     params = [SamplingParams(temperature=0.0, max_new_tokens=n, ignore_eos=True) for n in LIMITS]
     eager = LLM(model=str(path), devices="gpu", max_length=256, max_num_steps=1, device_graph_capture=False)
     assert eager.runner.graphs is None
     want = [o.token_ids for o in eager.generate(prompts, params)]
-    graphed = LLM(model=str(path), devices="gpu", max_length=256, device_graph_capture=True, debug_verify_replay=True, **extra)
-    assert graphed.runner.graphs is not None
-    assert [o.token_ids for o in graphed.generate(prompts, params)] == want
+    extra, before = dict(extra), kernel_preferences()
+    saved = (before.experimental, before.vendor_blas, before.fuse_norms, before.pdl)
+    set_kernel_preferences(fuse_norms=extra.pop("fuse_norms", True), pdl=extra.pop("pdl", False))
+    try:
+        graphed = LLM(model=str(path), devices="gpu", max_length=256, device_graph_capture=True,
+                      debug_verify_replay=True, **extra)
+        assert graphed.runner.graphs is not None
+        assert [o.token_ids for o in graphed.generate(prompts, params)] == want
+    finally:
+        set_kernel_preferences(*saved)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -22,20 +22,24 @@ class KernelPreferences:
     experimental: bool = False
     vendor_blas: bool = False
     fuse_norms: bool = True  # batch-1 products take the RMSNorm and residual add around them
+    pdl: bool = False  # batch-1 products use programmatic dependent launch (see use_pdl)
 
 
 _preferences = KernelPreferences()
 
 
 def set_kernel_preferences(
-    experimental: bool = False, vendor_blas: bool = False, fuse_norms: bool | None = None
+    experimental: bool = False, vendor_blas: bool = False, fuse_norms: bool | None = None, pdl: bool | None = None
 ) -> None:
     """Set from `--use-experimental-kernels` and `--use-vendor-blas`. `fuse_norms=False` keeps the
-    norms in kernels of their own, for measuring what the fusion gains (None: left as it is)."""
+    norms in kernels of their own, `pdl=True` turns on programmatic dependent launch: both for
+    measuring what they change (None: left as it is)."""
     _preferences.experimental = experimental
     _preferences.vendor_blas = vendor_blas
     if fuse_norms is not None:
         _preferences.fuse_norms = fuse_norms
+    if pdl is not None:
+        _preferences.pdl = pdl
 
 
 def kernel_preferences() -> KernelPreferences:
@@ -97,6 +101,19 @@ def _triton_on_cpu() -> bool:
     """`MAX_TRITON_ON_CPU=1` with `TRITON_INTERPRET=1`: CPU tensors take the Triton kernels too, run by
     Triton's interpreter, so the GPU code path of a whole model can be checked on a machine without one."""
     return os.environ.get("MAX_TRITON_ON_CPU") == "1" and os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def use_pdl(t: torch.Tensor) -> bool:
+    """Programmatic dependent launch for a kernel on `t`'s device: the kernel may be launched while the
+    one before it still runs (hiding the launch gap of a replayed graph) and waits inside, before it
+    reads or writes anything, until that kernel has finished. Needs compute capability 9.0 and
+    `pdl` set (off by default until measured)."""
+    return _preferences.pdl and t.is_cuda and _capability(t.device.index or 0) >= (9, 0)
+
+
+@cache
+def _capability(index: int) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(index)
 
 
 def use_vendor_blas() -> bool:

@@ -30,6 +30,7 @@ from max_kernels.dispatch import (
     in_graph_step,
     kernel_preferences,
     triton_available,
+    use_pdl,
     use_triton,
     use_vendor_blas,
 )
@@ -66,6 +67,7 @@ def _gemv_kernel(
     BLOCK_K: tl.constexpr,
     BLOCK_P: tl.constexpr,
     PARTIAL_ROWS: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Grid (cdiv(N, BLOCK_N),): rows `[pid * BLOCK_N, ...)` of the output; with ACT, the gate rows
     and the up rows `UP_OFFSET` further down are read together. float32 accumulation.
@@ -73,7 +75,11 @@ def _gemv_kernel(
     NORM_IN: `x` is RMS-normalized (weight `norm_w`) as it is read, from the sums of squares its
     writer left in `part_in` (cdiv(K, PARTIAL_ROWS) of them). RES_OUT: the output is `y + res`,
     rounded as the residual stream is, and each group of PARTIAL_ROWS rows writes its sum of
-    squares to `part_out` for the next product's NORM_IN."""
+    squares to `part_out` for the next product's NORM_IN. USE_PDL: launched early (`use_pdl`), it
+    waits for the kernel before it ahead of any load or store, then lets the next one launch."""
+    if USE_PDL:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < N
     rows64 = tl.where(row_mask, rows, 0).to(tl.int64)  # clamped: the weight loads need no row mask
@@ -207,13 +213,16 @@ def gemv_triton(
         PARTIAL_ROWS=PARTIAL_ROWS,
     )
     if x.is_cuda:
+        pdl = use_pdl(x)
         tuned = _TUNED if residual is None else _TUNED_RES_OUT
-        tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags)
+        tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](
+            *args, **flags, USE_PDL=pdl, **({"launch_pdl": True} if pdl else {})
+        )
     else:  # the interpreter: one fixed shape
         block_k = min(triton.next_power_of_2(k), 128)
         block_n = PARTIAL_ROWS if residual is not None else 4
         grid = (triton.cdiv(n, block_n),)
-        _gemv_kernel[grid](*args, **flags, EVEN_K=k % block_k == 0, BLOCK_N=block_n, BLOCK_K=block_k)
+        _gemv_kernel[grid](*args, **flags, USE_PDL=False, EVEN_K=k % block_k == 0, BLOCK_N=block_n, BLOCK_K=block_k)
     return out if residual is None else (out, partials)
 
 
