@@ -3,9 +3,11 @@
 # transformers (the workspace's packages are put on PYTHONPATH). Steps run most important first,
 # each under its own time limit, so a slow or failing step costs only itself:
 #   1. the model folder of the roofline benchmark (Llama-8B shape, random bf16 weights)
-#   2. the roofline benchmark, one process per mode (device graphs first; eager with a per-kernel profile)
+#   2. the roofline benchmark's default mode (graphs + overlap) with a per-kernel profile
 #   3. the GPU tests (device graphs vs eager, each architecture vs transformers)
-#   4. the kernel benchmarks (every Triton kernel against its twin, the GGUF block types checked first)
+#   4. the other roofline modes, one process each (what the fused norms, programmatic dependent launch
+#      and the batch-1 kernel change; eager with a per-kernel profile)
+#   5. the kernel benchmarks (every Triton kernel against its twin, the GGUF block types checked first)
 # On a machine without a network, wheels of what the interpreter lacks (for example pydantic,
 # pydantic-core, annotated-types, typing-inspection, gguf, redis) can be put in .whl/ beforehand:
 # they are installed into /tmp/site first. Logs go to $GPU_CHECK_LOGS (default /tmp/gpu-check).
@@ -47,13 +49,13 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_ver
 ROOF="$PY tools/bench_decode_roofline.py"
 step "roofline model folder" 240 roofline.log $ROOF --write-only
 step "roofline graphs+overlap" 180 roofline.log $ROOF --modes graphs+overlap --profile
-for mode in graphs+overlap+unfused-norms graphs+overlap+pdl graphs graphs+overlap+vendor-blas; do
-    step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
-done
 # TRITON_INTERPRET=0: the test configuration would otherwise pick Triton's CPU interpreter.
 step "GPU tests" 240 tests.log env TRITON_INTERPRET=0 $PY -m pytest -q -p no:cacheprovider \
     packages/max-pipelines/tests/test_engine_device_graphs.py packages/max-pipelines/tests/test_models_gpu_parity.py \
     packages/max-config/tests/test_devices.py
+for mode in graphs+overlap+unfused-norms graphs+overlap+pdl graphs graphs+overlap+vendor-blas; do
+    step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
+done
 step "roofline eager" 120 roofline.log $ROOF --modes eager --profile --no-header
 step "batch-1 kernel" 90 kernels.log $PY tools/bench_kernels.py -k gemv
 for mode in graphs+multistep overlap multistep; do
