@@ -224,7 +224,7 @@ def spawn(worker: str, args, batch: int, new_tokens: int | None = None) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="GGUF file (default: the embedded SmolLM2-135M-Instruct)")
-    p.add_argument("--peers", default="ours,hf,llamacpp")
+    p.add_argument("--peers", default="ours,hf,llamacpp", help="comma-separated: ours, hf, llamacpp")
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--batch", type=int, default=32, help="prompts in the throughput run (0 skips it)")
     p.add_argument("--repeats", type=int, default=2)
@@ -244,6 +244,9 @@ def main() -> None:
     if args.smoke:
         args.new_tokens, args.batch, args.repeats = 8, 2, 1
     peers = args.peers.split(",")
+    unknown = [w for w in peers if w not in WORKERS]
+    if unknown:
+        sys.exit(f"--peers: unknown peer {unknown[0]!r}; pick from {', '.join(WORKERS)}")
     if "llamacpp" in peers:
         try:
             import llama_cpp  # noqa: F401
