@@ -29,6 +29,14 @@ def round_to_e4m3(x):
 
 
 @triton.jit
+def cache_value(x, scale_ptr, FP8: tl.constexpr):
+    """`x`, or for a float8 cache `x / scale` rounded to e4m3 (as `quantize_fp8`)."""
+    if FP8:
+        x = round_to_e4m3(tl.clamp(x.to(tl.float32) / tl.load(scale_ptr), -448.0, 448.0))
+    return x
+
+
+@triton.jit
 def _quantize_kernel(x_ptr, out_ptr, scale_ptr, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n

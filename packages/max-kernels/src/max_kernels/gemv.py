@@ -269,31 +269,26 @@ def _kernel_wins(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return _CHOICES[key]
 
 
+def _batch_one(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """A one-row float product that the kernel can run."""
+    return (
+        x.dim() == 2
+        and x.shape[0] == 1
+        and x.dtype in _DTYPES
+        and weight.dtype == x.dtype
+        and use_triton(x)
+        and not use_vendor_blas()
+    )
+
+
 def _fuses(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Where the kernel runs whatever the vendor BLAS would take: with a norm or a residual add fused
     into it, it saves a kernel of its own (`PendingNorm`, `linear_add`)."""
-    return (
-        x.dim() == 2
-        and x.shape[0] == 1
-        and x.dtype in _DTYPES
-        and weight.dtype == x.dtype
-        and use_triton(x)
-        and not use_vendor_blas()
-        and kernel_preferences().fuse_norms
-        and (not x.is_cuda or in_graph_step())
-    )
+    return _batch_one(x, weight) and kernel_preferences().fuse_norms and (not x.is_cuda or in_graph_step())
 
 
 def _use_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str | None) -> bool:
-    return (
-        x.dim() == 2
-        and x.shape[0] == 1
-        and x.dtype in _DTYPES
-        and weight.dtype == x.dtype
-        and use_triton(x)
-        and not use_vendor_blas()
-        and _kernel_wins(x, weight, bias, act)
-    )
+    return _batch_one(x, weight) and _kernel_wins(x, weight, bias, act)
 
 
 def _vendor(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str | None) -> torch.Tensor:

@@ -8,7 +8,7 @@ store `x / scale` (per-tensor `k_scale`, `v_scale`, default 1), as `quantize_fp8
 import torch
 
 from max_kernels.dispatch import import_triton, use_triton
-from max_kernels.fp8 import quantize_fp8_ref, round_to_e4m3, scale_tensor
+from max_kernels.fp8 import cache_value, quantize_fp8_ref, scale_tensor
 
 triton, tl = import_triton()
 
@@ -42,9 +42,8 @@ def _store_kvcache_kernel(
         mask = cols < row_size
         k = tl.load(k_ptr + t * k_stride + cols, mask=mask)
         v = tl.load(v_ptr + t * v_stride + cols, mask=mask)
-        if FP8:
-            k = round_to_e4m3(tl.clamp(k.to(tl.float32) / tl.load(k_scale_ptr), -448.0, 448.0))
-            v = round_to_e4m3(tl.clamp(v.to(tl.float32) / tl.load(v_scale_ptr), -448.0, 448.0))
+        k = cache_value(k, k_scale_ptr, FP8)
+        v = cache_value(v, v_scale_ptr, FP8)
         kc = k_cache_ptr + block * kc_block_stride + offset * kc_page_stride + cols
         vc = v_cache_ptr + block * vc_block_stride + offset * vc_page_stride + cols
         tl.store(kc, k.to(k_cache_ptr.dtype.element_ty), mask=mask)

@@ -10,60 +10,11 @@ negative slot skips the cache write (q is still rotated); float8 caches store `x
 import torch
 
 from max_kernels.dispatch import import_triton, use_triton
-from max_kernels.fp8 import round_to_e4m3, scale_tensor
+from max_kernels.fp8 import cache_value, scale_tensor
 from max_kernels.kv_store import store_kvcache_ref
-from max_kernels.rotary import rotate
+from max_kernels.rotary import cos_sin_row, rotate, rotate_heads
 
 triton, tl = import_triton()
-
-
-@triton.jit
-def _to_slot(x, scale_ptr, FP8: tl.constexpr):
-    if FP8:
-        x = round_to_e4m3(tl.clamp(x.to(tl.float32) / tl.load(scale_ptr), -448.0, 448.0))
-    return x
-
-
-@triton.jit
-def _rotate_heads(
-    src,
-    src_stride_h,
-    dst,
-    dst_stride_h,
-    n_heads,
-    cos,
-    sin,
-    scale_ptr,
-    head_dim,
-    HALF: tl.constexpr,
-    NEOX: tl.constexpr,
-    FP8: tl.constexpr,
-    BLOCK_H: tl.constexpr,
-    BLOCK_R: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-):
-    """Rotate the first 2*HALF features of `n_heads` heads at `src` into `dst`, copy the rest."""
-    heads = tl.arange(0, BLOCK_H)[:, None]
-    i = tl.arange(0, BLOCK_R)[None, :]
-    rmask = (heads < n_heads) & (i < HALF)
-    if NEOX:
-        first, second = i, i + HALF
-    else:
-        first, second = 2 * i, 2 * i + 1
-    src = src + heads * src_stride_h
-    dst = dst + heads * dst_stride_h
-    x1 = tl.load(src + first, mask=rmask, other=0.0).to(tl.float32)
-    x2 = tl.load(src + second, mask=rmask, other=0.0).to(tl.float32)
-    # rounded to the input's dtype first, as the separate rotate kernel's output would be
-    r1 = (x1 * cos - x2 * sin).to(src.dtype.element_ty)
-    r2 = (x2 * cos + x1 * sin).to(src.dtype.element_ty)
-    tl.store(dst + first, _to_slot(r1, scale_ptr, FP8).to(dst.dtype.element_ty), mask=rmask)
-    tl.store(dst + second, _to_slot(r2, scale_ptr, FP8).to(dst.dtype.element_ty), mask=rmask)
-    if BLOCK_D > 0:
-        d = tl.arange(0, BLOCK_D)[None, :] + 2 * HALF
-        pmask = (heads < n_heads) & (d < head_dim)
-        rest = tl.load(src + d, mask=pmask)
-        tl.store(dst + d, _to_slot(rest, scale_ptr, FP8).to(dst.dtype.element_ty), mask=pmask)
 
 
 @triton.jit
@@ -109,11 +60,8 @@ def _rope_kv_store_kernel(
 ):
     """One token per program."""
     t = tl.program_id(0).to(tl.int64)
-    pos = tl.load(pos_ptr + t).to(tl.int64)
-    i = tl.arange(0, BLOCK_R)[None, :]
-    cos = tl.load(cos_sin_ptr + pos * cos_sin_stride + i, mask=i < HALF, other=0.0)
-    sin = tl.load(cos_sin_ptr + pos * cos_sin_stride + HALF + i, mask=i < HALF, other=0.0)
-    _rotate_heads(
+    cos, sin = cos_sin_row(cos_sin_ptr, tl.load(pos_ptr + t).to(tl.int64) * cos_sin_stride, HALF, BLOCK_R)
+    rotate_heads(
         q_ptr + t * q_stride_t, q_stride_h, q_out_ptr + t * qo_stride_t, qo_stride_h, n_q_heads, cos, sin,
         k_scale_ptr, head_dim, HALF, NEOX, False, BLOCK_HQ, BLOCK_R, BLOCK_D,
     )
@@ -121,7 +69,7 @@ def _rope_kv_store_kernel(
     if slot >= 0:
         block, offset = slot // page_size, slot % page_size
         k_dst = k_cache_ptr + block * kc_stride_n + offset * kc_stride_p
-        _rotate_heads(
+        rotate_heads(
             k_ptr + t * k_stride_t, k_stride_h, k_dst, kc_stride_h, n_kv_heads, cos, sin,
             k_scale_ptr, head_dim, HALF, NEOX, FP8, BLOCK_HK, BLOCK_R, BLOCK_D,
         )
@@ -130,7 +78,7 @@ def _rope_kv_store_kernel(
         mask = (heads < n_kv_heads) & (d < head_dim)
         v = tl.load(v_ptr + t * v_stride_t + heads * v_stride_h + d, mask=mask)
         v_dst = v_cache_ptr + block * vc_stride_n + offset * vc_stride_p + heads * vc_stride_h + d
-        tl.store(v_dst, _to_slot(v, v_scale_ptr, FP8).to(v_cache_ptr.dtype.element_ty), mask=mask)
+        tl.store(v_dst, cache_value(v, v_scale_ptr, FP8).to(v_cache_ptr.dtype.element_ty), mask=mask)
 
 
 def rope_kv_store_triton(q, k, v, positions, cos_sin_cache, neox, k_cache, v_cache, slot_mapping, k_scale, v_scale):

@@ -13,6 +13,7 @@ import math
 import torch
 
 from max_kernels.dispatch import import_triton, use_triton
+from max_kernels.fp8 import cache_value
 
 triton, tl = import_triton()
 
@@ -142,6 +143,58 @@ def longrope_positions(
 
 
 @triton.jit
+def rotate_heads(
+    src,
+    src_stride_h,
+    dst,
+    dst_stride_h,
+    n_heads,
+    cos,
+    sin,
+    scale_ptr,
+    head_dim,
+    HALF: tl.constexpr,
+    NEOX: tl.constexpr,
+    FP8: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    """Rotate the first 2*HALF features of `n_heads` heads at `src` into `dst`, copy the rest; with FP8,
+    `dst` is a float8 cache row and takes `x / scale` (`cache_value`)."""
+    heads = tl.arange(0, BLOCK_H)[:, None]
+    i = tl.arange(0, BLOCK_R)[None, :]
+    rmask = (heads < n_heads) & (i < HALF)
+    if NEOX:
+        first, second = i, i + HALF
+    else:
+        first, second = 2 * i, 2 * i + 1
+    src = src + heads * src_stride_h
+    dst = dst + heads * dst_stride_h
+    x1 = tl.load(src + first, mask=rmask, other=0.0).to(tl.float32)
+    x2 = tl.load(src + second, mask=rmask, other=0.0).to(tl.float32)
+    # rounded to the input's dtype first: a rotated q or k, whatever `dst` then stores
+    r1 = (x1 * cos - x2 * sin).to(src.dtype.element_ty)
+    r2 = (x2 * cos + x1 * sin).to(src.dtype.element_ty)
+    tl.store(dst + first, cache_value(r1, scale_ptr, FP8).to(dst.dtype.element_ty), mask=rmask)
+    tl.store(dst + second, cache_value(r2, scale_ptr, FP8).to(dst.dtype.element_ty), mask=rmask)
+    if BLOCK_D > 0:
+        d = tl.arange(0, BLOCK_D)[None, :] + 2 * HALF
+        pmask = (heads < n_heads) & (d < head_dim)
+        rest = tl.load(src + d, mask=pmask)
+        tl.store(dst + d, cache_value(rest, scale_ptr, FP8).to(dst.dtype.element_ty), mask=pmask)
+
+
+@triton.jit
+def cos_sin_row(cos_sin_ptr, row_offset, HALF: tl.constexpr, BLOCK_R: tl.constexpr):
+    """The cos and sin halves of one table row, each `[1, BLOCK_R]` (zero past HALF)."""
+    i = tl.arange(0, BLOCK_R)[None, :]
+    cos = tl.load(cos_sin_ptr + row_offset + i, mask=i < HALF, other=0.0)
+    sin = tl.load(cos_sin_ptr + row_offset + HALF + i, mask=i < HALF, other=0.0)
+    return cos, sin
+
+
+@triton.jit
 def _rope_kernel(
     x_ptr,
     out_ptr,
@@ -162,26 +215,11 @@ def _rope_kernel(
 ):
     """One token per program: rotates the first 2*HALF features of every head, copies the rest."""
     t = tl.program_id(0).to(tl.int64)
-    pos = tl.load(pos_ptr + t).to(tl.int64)
-    heads = tl.arange(0, BLOCK_H)[:, None]
-    i = tl.arange(0, BLOCK_R)[None, :]
-    rmask = (heads < n_heads) & (i < HALF)
-    cos = tl.load(cache_ptr + pos * cache_stride + i, mask=i < HALF, other=0.0)
-    sin = tl.load(cache_ptr + pos * cache_stride + HALF + i, mask=i < HALF, other=0.0)
-    if NEOX:
-        first, second = i, i + HALF
-    else:
-        first, second = 2 * i, 2 * i + 1
-    src = x_ptr + t * x_stride_t + heads * x_stride_h
-    dst = out_ptr + t * out_stride_t + heads * out_stride_h
-    x1 = tl.load(src + first, mask=rmask, other=0.0).to(tl.float32)
-    x2 = tl.load(src + second, mask=rmask, other=0.0).to(tl.float32)
-    tl.store(dst + first, (x1 * cos - x2 * sin).to(out_ptr.dtype.element_ty), mask=rmask)
-    tl.store(dst + second, (x2 * cos + x1 * sin).to(out_ptr.dtype.element_ty), mask=rmask)
-    if BLOCK_D > 0:
-        d = tl.arange(0, BLOCK_D)[None, :] + 2 * HALF
-        pmask = (heads < n_heads) & (d < head_dim)
-        tl.store(dst + d, tl.load(src + d, mask=pmask), mask=pmask)
+    cos, sin = cos_sin_row(cache_ptr, tl.load(pos_ptr + t).to(tl.int64) * cache_stride, HALF, BLOCK_R)
+    rotate_heads(
+        x_ptr + t * x_stride_t, x_stride_h, out_ptr + t * out_stride_t, out_stride_h, n_heads, cos, sin,
+        cache_ptr, head_dim, HALF, NEOX, False, BLOCK_H, BLOCK_R, BLOCK_D,
+    )
 
 
 def _rope_one_triton(x, positions, cos_sin_cache, neox):

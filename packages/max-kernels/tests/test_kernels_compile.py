@@ -1,5 +1,8 @@
-"""The GGUF and sampling kernels compile for an sm_90 GPU (Triton's own ptxas, no GPU needed), and
-dequantize compiles without fused multiply-adds, which would break bit-identity with gguf-py.
+"""The GGUF, sampling and batch-1 decode kernels compile for an sm_90 GPU (Triton's own ptxas, no GPU
+needed); dequantize compiles without fused multiply-adds, which would break bit-identity with gguf-py;
+the matrix-vector kernel (norm read in, residual added out, gated activation) holds a
+`griddepcontrol.wait` exactly when built for programmatic dependent launch; the RoPE + KV-cache
+kernel builds for bfloat16 and float8 caches.
 
 The interpreter, which the other tests use, cannot compile; this runs in a child process without it.
 """
@@ -18,10 +21,12 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from max_kernels.bitmask import _bitmask_kernel
+from max_kernels.gemv import PARTIAL_ROWS, _gemv_kernel as _float_gemv_kernel
 from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType
 from max_kernels.gguf.kernels import _dequantize_kernel
 from max_kernels.gguf.linear_triton import _gemm_kernel, _gemv_kernel
 from max_kernels.penalties import _penalties_kernel
+from max_kernels.rope_kv_store import _rope_kv_store_kernel
 from max_kernels.sampling import _sample_kernel
 
 TARGET = GPUTarget("cuda", 90, 32)
@@ -58,6 +63,25 @@ for qtype in (3, 8, 12):
           {**geometry(qtype), "HAS_BIAS": True, "IEEE": False, "BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64})
 build(_gemm_kernel, {**linear, "x_ptr": "*fp32", "out_ptr": "*fp32"},
       {**geometry(12), "HAS_BIAS": False, "IEEE": True, "BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64})
+pointers = ["x_ptr", "w_ptr", "b_ptr", "out_ptr", "res_ptr", "norm_w_ptr"]
+gemv = {**dict.fromkeys(pointers, "*bf16"), "part_in_ptr": "*fp32", "part_out_ptr": "*fp32",
+        **dict.fromkeys(["N", "K", "stride_w", "UP_OFFSET"], "i32"), "eps": "fp32"}
+for norm_in, res_out, act, pdl in ((True, False, 1, False), (False, True, 0, False), (True, False, 0, True),
+                                   (False, True, 0, True), (False, False, 2, True)):
+    k = build(_float_gemv_kernel, gemv, {"HAS_BIAS": res_out, "ACT": act, "NORM_IN": norm_in, "RES_OUT": res_out,
+              "EVEN_K": True, "BLOCK_N": 16, "BLOCK_K": 512, "BLOCK_P": 256, "PARTIAL_ROWS": PARTIAL_ROWS,
+              "USE_PDL": pdl}, num_warps=4, num_stages=3, **({"launch_pdl": True} if pdl else {}))
+    assert ("griddepcontrol.wait" in k.asm["ptx"]) == pdl, (norm_in, res_out, act, pdl)
+
+rope = {**dict.fromkeys(["q_ptr", "k_ptr", "v_ptr", "q_out_ptr"], "*bf16"), "pos_ptr": "*i64",
+        "cos_sin_ptr": "*fp32", "slot_ptr": "*i64", "k_scale_ptr": "*fp32", "v_scale_ptr": "*fp32"}
+for cache, fp8 in (("*bf16", False), ("*fp8e4nv", True)):
+    names = [n for n in _rope_kv_store_kernel.arg_names if n.endswith("stride_t") or n.endswith("stride_h")
+             or n.startswith(("kc_", "vc_")) or n in ("n_q_heads", "n_kv_heads", "cos_sin_stride", "page_size",
+                                                      "head_dim")]
+    build(_rope_kv_store_kernel, {**rope, "k_cache_ptr": cache, "v_cache_ptr": cache, **dict.fromkeys(names, "i32")},
+          {"HALF": 64, "NEOX": True, "FP8": fp8, "BLOCK_HQ": 32, "BLOCK_HK": 8, "BLOCK_R": 64, "BLOCK_D": 0,
+           "BLOCK_V": 128}, num_warps=4)
 print("compiled")
 """
 
