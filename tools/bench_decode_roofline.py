@@ -14,8 +14,8 @@ and its share of the measured device-to-device copy bandwidth, then the total to
 Modes: eager (one step per round), multistep (--max-num-steps 10), overlap
 (--enable-overlap-scheduler), graphs (--device-graph-capture), graphs+multistep, graphs+overlap,
 graphs+overlap+vendor-blas (--use-vendor-blas: no batch-1 matrix-vector kernel),
-graphs+overlap+unfused-norms (each RMSNorm and its residual add in a kernel of its own, not in the
-batch-1 products around it), graphs+overlap+pdl (the batch-1 products launched as programmatic
+graphs+overlap+unfused (the norms, residual adds and RoPE in kernels of their own, not in the
+batch-1 products around them), graphs+overlap+pdl (the batch-1 products launched as programmatic
 dependents, see max_kernels.dispatch.use_pdl). Modes with graphs need a GPU. Each row ends with the weight shapes where the batch-1 kernel beat the vendor BLAS.
 """
 
@@ -60,8 +60,8 @@ MODES = {  # every switch given: on a GPU, graphs and overlap are on by default 
     "graphs+overlap": dict(device_graph_capture=True, enable_overlap_scheduler=True),
     # the same with every matmul on the vendor BLAS (no batch-1 kernel): what that kernel buys
     "graphs+overlap+vendor-blas": dict(device_graph_capture=True, enable_overlap_scheduler=True, use_vendor_blas=True),
-    # the same with each RMSNorm (and its residual add) in a kernel of its own: what fusing them buys
-    "graphs+overlap+unfused-norms": dict(device_graph_capture=True, enable_overlap_scheduler=True, fuse_norms=False),
+    # the same with the norms, residual adds and RoPE in kernels of their own: what fusing them buys
+    "graphs+overlap+unfused": dict(device_graph_capture=True, enable_overlap_scheduler=True, fused_products=False),
     # the same with the batch-1 products launched as programmatic dependents (off by default until measured)
     "graphs+overlap+pdl": dict(device_graph_capture=True, enable_overlap_scheduler=True, pdl=True),
 }
@@ -185,7 +185,7 @@ def measure(path: Path, device: str, mode: str, new_tokens: int, batch: int, max
     from max_kernels import set_kernel_preferences
 
     options = dict(MODES[mode])
-    set_kernel_preferences(fuse_norms=options.pop("fuse_norms", True), pdl=options.pop("pdl", False))
+    set_kernel_preferences(fused_products=options.pop("fused_products", True), pdl=options.pop("pdl", False))
     built = time.perf_counter()
     llm = LLM(model=str(path), devices=device, max_length=max_length, max_batch_size=max(batch, 1), **options)
     built = time.perf_counter() - built

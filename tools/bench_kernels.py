@@ -54,8 +54,8 @@ def _nbytes(*tensors: torch.Tensor) -> int:
 
 
 def _register_core_cases(smoke: bool) -> None:
-    from max_kernels import activations, attention, fp8, gemv, kv_store, norms, rotary
-    from max_kernels.rope_kv_store import rope_kv_store_ref, rope_kv_store_triton
+    from max_kernels import activations, attention, fp8, gemv, kv_store, norms, qkv_rope, rotary
+    from max_kernels.rope_store import rope_kv_store_ref, rope_kv_store_triton
 
     t, h, f, ctx, n = (4096, 4096, 14336, 4096, 1 << 26) if not smoke else (40, 96, 80, 50, 3000)
     BF16 = torch.float16 if smoke else torch.bfloat16  # Triton's interpreter miscomputes bfloat16
@@ -230,6 +230,28 @@ def _register_core_cases(smoke: bool) -> None:
         else:
             a["residual"] = torch.randn(1, n, device=device, dtype=BF16)
         return a
+
+    def qkv_rope_inputs(device, k=4096, hq=32, hk=8, head_dim=128):
+        a = gemv_inputs(device, (hq + 2 * hk) * head_dim, k)
+        return {
+            "x": a["x"], "weight": a["weight"], "bias": None, "num_q_heads": hq, "num_kv_heads": hk,
+            "positions": torch.tensor([100], device=device),
+            "cos_sin_cache": rotary.rope_cos_sin_cache(head_dim, 8192, 500000.0, None, device),
+            "k_cache": torch.zeros(4, 16, hk, head_dim, device=device, dtype=BF16),
+            "v_cache": torch.zeros(4, 16, hk, head_dim, device=device, dtype=BF16),
+            "slot_mapping": torch.tensor([37], device=device),
+        }
+
+    register(
+        KernelCase(
+            f"gemv batch 1, QKV + RoPE + KV store [{'96x64' if smoke else '6144x4096, 32q/8k, D128'}]",
+            qkv_rope_inputs if not smoke else (lambda dev: qkv_rope_inputs(dev, k=64, hq=4, hk=2, head_dim=16)),
+            qkv_rope.qkv_rope_store_triton,
+            qkv_rope.qkv_rope_store_ref,
+            lambda a: _nbytes(a["weight"]),
+            mutated=("k_cache", "v_cache"),
+        )
+    )
 
     fused = [(6144, 4096, None, "norm"), (28672, 4096, "silu", "norm"), (4096, 4096, None, "residual"),
              (4096, 14336, None, "residual")]

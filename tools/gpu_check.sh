@@ -53,7 +53,7 @@ step "roofline graphs+overlap" 180 roofline.log $ROOF --modes graphs+overlap --p
 step "GPU tests" 240 tests.log env TRITON_INTERPRET=0 $PY -m pytest -q -p no:cacheprovider \
     packages/max-pipelines/tests/test_engine_device_graphs.py packages/max-pipelines/tests/test_models_gpu_parity.py \
     packages/max-config/tests/test_devices.py
-for mode in graphs+overlap+unfused-norms graphs+overlap+pdl graphs graphs+overlap+vendor-blas; do
+for mode in graphs+overlap+unfused graphs+overlap+pdl graphs graphs+overlap+vendor-blas; do
     step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
 done
 step "roofline eager" 120 roofline.log $ROOF --modes eager --profile --no-header

@@ -98,13 +98,13 @@ def test_linear_add_and_pending_norm_follow_the_preference(monkeypatch):
     assert fused is not None
     pending = PendingNorm(*fused, norm_w, 1e-6)
     before = kernel_preferences()
-    saved = (before.experimental, before.vendor_blas, before.fuse_norms)
+    saved = (before.experimental, before.vendor_blas, before.fused_products)
     try:
-        set_kernel_preferences(before.experimental, before.vendor_blas, fuse_norms=False)
+        set_kernel_preferences(before.experimental, before.vendor_blas, fused_products=False)
         assert linear_add(x, weight, None, residual) is None
         unfused = linear(pending, w2)
     finally:
         set_kernel_preferences(*saved)
-    assert kernel_preferences().fuse_norms
+    assert kernel_preferences().fused_products
     torch.testing.assert_close(linear(pending, w2), unfused, rtol=1e-5, atol=1e-5)
     assert linear_add(torch.cat([x, x]), weight, None, torch.cat([residual, residual])) is None  # batch 2

@@ -1,8 +1,8 @@
 """The GGUF, sampling and batch-1 decode kernels compile for an sm_90 GPU (Triton's own ptxas, no GPU
 needed); dequantize compiles without fused multiply-adds, which would break bit-identity with gguf-py;
-the matrix-vector kernel (norm read in, residual added out, gated activation) holds a
-`griddepcontrol.wait` exactly when built for programmatic dependent launch; the RoPE + KV-cache
-kernel builds for bfloat16 and float8 caches.
+the matrix-vector kernels (norm read in, residual added out, gated activation, the QKV product with
+RoPE and the cache write) hold a `griddepcontrol.wait` exactly when built for programmatic dependent
+launch; the RoPE + KV-cache kernels build for bfloat16 and float8 caches.
 
 The interpreter, which the other tests use, cannot compile; this runs in a child process without it.
 """
@@ -26,7 +26,8 @@ from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType
 from max_kernels.gguf.kernels import _dequantize_kernel
 from max_kernels.gguf.linear_triton import _gemm_kernel, _gemv_kernel
 from max_kernels.penalties import _penalties_kernel
-from max_kernels.rope_kv_store import _rope_kv_store_kernel
+from max_kernels.qkv_rope import _qkv_rope_store_kernel
+from max_kernels.rope_store import _rope_kv_store_kernel
 from max_kernels.sampling import _sample_kernel
 
 TARGET = GPUTarget("cuda", 90, 32)
@@ -82,6 +83,16 @@ for cache, fp8 in (("*bf16", False), ("*fp8e4nv", True)):
     build(_rope_kv_store_kernel, {**rope, "k_cache_ptr": cache, "v_cache_ptr": cache, **dict.fromkeys(names, "i32")},
           {"HALF": 64, "NEOX": True, "FP8": fp8, "BLOCK_HQ": 32, "BLOCK_HK": 8, "BLOCK_R": 64, "BLOCK_D": 0,
            "BLOCK_V": 128}, num_warps=4)
+qkv = {"x_ptr": "*bf16", "w_ptr": "*bf16", "b_ptr": "*bf16", "norm_w_ptr": "*bf16", "part_in_ptr": "*fp32",
+       "pos_ptr": "*i64", "cos_sin_ptr": "*fp32", "slot_ptr": "*i64", "q_out_ptr": "*bf16", "k_scale_ptr": "*fp32",
+       "v_scale_ptr": "*fp32", "eps": "fp32", "K": "i32"}
+qkv.update({n: "i32" for n in _qkv_rope_store_kernel.arg_names if n not in qkv and n.islower() and "cache" not in n})
+for cache, fp8, pdl in (("*bf16", False, True), ("*fp8e4nv", True, False)):
+    k = build(_qkv_rope_store_kernel, {**qkv, "k_cache_ptr": cache, "v_cache_ptr": cache, "cos_sin_stride": "i32"},
+              {"HALF": 64, "HAS_BIAS": True, "NORM_IN": True, "FP8": fp8, "EVEN_K": True, "BLOCK_N": 8,
+               "BLOCK_K": 512, "BLOCK_P": 512, "PARTIAL_ROWS": PARTIAL_ROWS, "USE_PDL": pdl},
+              num_warps=4, num_stages=3, **({"launch_pdl": True} if pdl else {}))
+    assert ("griddepcontrol.wait" in k.asm["ptx"]) == pdl
 print("compiled")
 """
 

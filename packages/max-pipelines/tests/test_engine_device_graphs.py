@@ -121,7 +121,7 @@ def test_flags(tiny):
         {"enable_overlap_scheduler": True},
         {"enable_overlap_scheduler": False, "max_num_steps": 4},
         {"enable_overlap_scheduler": True, "pdl": True},
-        {"enable_overlap_scheduler": True, "fuse_norms": False},
+        {"enable_overlap_scheduler": True, "fused_products": False},
     ],
 )
 def test_cuda_graphs_match_eager(tiny, extra):
@@ -134,8 +134,8 @@ def test_cuda_graphs_match_eager(tiny, extra):
     assert eager.runner.graphs is None
     want = [o.token_ids for o in eager.generate(prompts, params)]
     extra, before = dict(extra), kernel_preferences()
-    saved = (before.experimental, before.vendor_blas, before.fuse_norms, before.pdl)
-    set_kernel_preferences(fuse_norms=extra.pop("fuse_norms", True), pdl=extra.pop("pdl", False))
+    saved = (before.experimental, before.vendor_blas, before.fused_products, before.pdl)
+    set_kernel_preferences(fused_products=extra.pop("fused_products", True), pdl=extra.pop("pdl", False))
     try:
         graphed = LLM(model=str(path), devices="gpu", max_length=256, device_graph_capture=True,
                       debug_verify_replay=True, **extra)

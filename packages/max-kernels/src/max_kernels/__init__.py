@@ -8,7 +8,8 @@ from max_kernels.fp8 import dequantize_fp8, quantize_fp8
 from max_kernels.gemv import PendingNorm, gated_linear, linear, linear_add
 from max_kernels.kv_store import store_kvcache
 from max_kernels.norms import layer_norm, rms_norm
-from max_kernels.rope_kv_store import rope_kv_store
+from max_kernels.qkv_rope import qkv_rope_store
+from max_kernels.rope_store import rope_kv_store
 from max_kernels.rotary import apply_rope, longrope_positions, rope_cos_sin_cache, rotate
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "linear_add",
     "longrope_positions",
     "paged_attention",
+    "qkv_rope_store",
     "quantize_fp8",
     "rms_norm",
     "rope_cos_sin_cache",

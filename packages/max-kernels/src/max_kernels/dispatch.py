@@ -21,7 +21,7 @@ import torch
 class KernelPreferences:
     experimental: bool = False
     vendor_blas: bool = False
-    fuse_norms: bool = True  # batch-1 products take the RMSNorm and residual add around them
+    fused_products: bool = True  # batch-1 products take the norms, residual adds and RoPE around them
     pdl: bool = False  # batch-1 products use programmatic dependent launch (see use_pdl)
 
 
@@ -29,15 +29,18 @@ _preferences = KernelPreferences()
 
 
 def set_kernel_preferences(
-    experimental: bool = False, vendor_blas: bool = False, fuse_norms: bool | None = None, pdl: bool | None = None
+    experimental: bool = False,
+    vendor_blas: bool = False,
+    fused_products: bool | None = None,
+    pdl: bool | None = None,
 ) -> None:
-    """Set from `--use-experimental-kernels` and `--use-vendor-blas`. `fuse_norms=False` keeps the
-    norms in kernels of their own, `pdl=True` turns on programmatic dependent launch: both for
-    measuring what they change (None: left as it is)."""
+    """Set from `--use-experimental-kernels` and `--use-vendor-blas`. `fused_products=False` keeps the
+    norms, residual adds and RoPE in kernels of their own, `pdl=True` turns on programmatic dependent
+    launch: both for measuring what they change (None: left as it is)."""
     _preferences.experimental = experimental
     _preferences.vendor_blas = vendor_blas
-    if fuse_norms is not None:
-        _preferences.fuse_norms = fuse_norms
+    if fused_products is not None:
+        _preferences.fused_products = fused_products
     if pdl is not None:
         _preferences.pdl = pdl
 

@@ -12,8 +12,9 @@ always taken, so the GPU code path is what tests check.
 
 In those steps it also takes the RMSNorm and residual add between a decoder's products: an output
 projection adds its result to the residual stream and writes the sum's squares (`linear_add`), and
-the next product reads that sum as a `PendingNorm`, normalizing it as it goes. A Llama layer then
-runs no norm kernel at all; this path is taken without timing it against the vendor BLAS.
+the next product reads that sum as a `PendingNorm`, normalizing it as it goes (and the QKV product
+also applies RoPE and writes the KV cache, `qkv_rope`). A Llama layer then runs no norm kernel at
+all; this path is taken without timing it against the vendor BLAS.
 """
 
 from __future__ import annotations
@@ -41,6 +42,55 @@ triton, tl = import_triton()
 ACTIVATIONS = {"silu": 1, "gelu_tanh": 2}
 _ACT_REFS = {"silu": silu_and_mul_ref, "gelu_tanh": gelu_tanh_and_mul_ref}
 _DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+
+
+@triton.jit
+def pending_rstd(part_in_ptr, K, eps, BLOCK_P: tl.constexpr, PARTIAL_ROWS: tl.constexpr):
+    """1 / rms of a PendingNorm's `x [K]`, from the sums of squares its writer left in `part_in`."""
+    p = tl.arange(0, BLOCK_P)
+    squares = tl.sum(tl.load(part_in_ptr + p, mask=p < tl.cdiv(K, PARTIAL_ROWS), other=0.0), axis=0)
+    return 1.0 / tl.sqrt(squares / K + eps)
+
+
+@triton.jit
+def row_dots(
+    x_ptr,
+    a_rows,
+    b_rows,
+    K,
+    rstd,
+    norm_w_ptr,
+    NORM_IN: tl.constexpr,
+    TWO: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """`(W[a] . x, W[b] . x)`, float32 `[BLOCK_N]` each, for the weight rows starting at `a_rows` and
+    (with TWO; else zeros) `b_rows` (`[BLOCK_N, 1]` pointers). With NORM_IN, `x` is RMS-normalized
+    (`rstd`, weight `norm_w`) as it is read, and rounded to its dtype as the norm kernel would write it."""
+    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    acc_b = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        col_mask = cols < K
+        if EVEN_K:
+            x = tl.load(x_ptr + cols)
+        else:
+            x = tl.load(x_ptr + cols, mask=col_mask, other=0.0)
+        if NORM_IN:
+            g = tl.load(norm_w_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
+            x = (x.to(tl.float32) * rstd * g).to(x_ptr.dtype.element_ty)
+        x = x.to(tl.float32)
+        if EVEN_K:
+            acc += tl.load(a_rows + cols[None, :]).to(tl.float32) * x[None, :]
+            if TWO:
+                acc_b += tl.load(b_rows + cols[None, :]).to(tl.float32) * x[None, :]
+        else:
+            acc += tl.load(a_rows + cols[None, :], mask=col_mask[None, :], other=0.0).to(tl.float32) * x[None, :]
+            if TWO:
+                acc_b += tl.load(b_rows + cols[None, :], mask=col_mask[None, :], other=0.0).to(tl.float32) * x[None, :]
+    return tl.sum(acc, axis=1), tl.sum(acc_b, axis=1)
 
 
 @triton.jit
@@ -85,38 +135,11 @@ def _gemv_kernel(
     rows64 = tl.where(row_mask, rows, 0).to(tl.int64)  # clamped: the weight loads need no row mask
     gate_rows = w_ptr + rows64[:, None] * stride_w
     up_rows = w_ptr + (rows64 + UP_OFFSET)[:, None] * stride_w
-    rstd = 1.0
-    if NORM_IN:
-        p = tl.arange(0, BLOCK_P)
-        squares = tl.sum(tl.load(part_in_ptr + p, mask=p < tl.cdiv(K, PARTIAL_ROWS), other=0.0), axis=0)
-        rstd = 1.0 / tl.sqrt(squares / K + eps)
-    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
-    acc_up = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K)
-        col_mask = cols < K
-        if EVEN_K:
-            x = tl.load(x_ptr + cols)
-        else:
-            x = tl.load(x_ptr + cols, mask=col_mask, other=0.0)
-        if NORM_IN:  # rounded to the input's dtype, as the norm's own kernel writes it
-            g = tl.load(norm_w_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
-            x = (x.to(tl.float32) * rstd * g).to(x_ptr.dtype.element_ty)
-        x = x.to(tl.float32)
-        if EVEN_K:
-            acc += tl.load(gate_rows + cols[None, :]).to(tl.float32) * x[None, :]
-            if ACT != 0:
-                acc_up += tl.load(up_rows + cols[None, :]).to(tl.float32) * x[None, :]
-        else:
-            acc += tl.load(gate_rows + cols[None, :], mask=col_mask[None, :], other=0.0).to(tl.float32) * x[None, :]
-            if ACT != 0:
-                w_up = tl.load(up_rows + cols[None, :], mask=col_mask[None, :], other=0.0)
-                acc_up += w_up.to(tl.float32) * x[None, :]
-    y = tl.sum(acc, axis=1)
+    rstd = pending_rstd(part_in_ptr, K, eps, BLOCK_P, PARTIAL_ROWS) if NORM_IN else 1.0
+    y, up = row_dots(x_ptr, gate_rows, up_rows, K, rstd, norm_w_ptr, NORM_IN, ACT != 0, EVEN_K, BLOCK_N, BLOCK_K)
     if HAS_BIAS:
         y += tl.load(b_ptr + rows64).to(tl.float32)
     if ACT != 0:
-        up = tl.sum(acc_up, axis=1)
         if HAS_BIAS:
             up += tl.load(b_ptr + rows64 + UP_OFFSET).to(tl.float32)
         if ACT == 1:
@@ -281,10 +304,10 @@ def _batch_one(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def _fuses(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Where the kernel runs whatever the vendor BLAS would take: with a norm or a residual add fused
-    into it, it saves a kernel of its own (`PendingNorm`, `linear_add`)."""
-    return _batch_one(x, weight) and kernel_preferences().fuse_norms and (not x.is_cuda or in_graph_step())
+def fuses_batch_one(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Where the kernel runs whatever the vendor BLAS would take: with a norm, a residual add or RoPE
+    fused into it, it saves a kernel of its own (`PendingNorm`, `linear_add`, `qkv_rope_store`)."""
+    return _batch_one(x, weight) and kernel_preferences().fused_products and (not x.is_cuda or in_graph_step())
 
 
 def _use_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str | None) -> bool:
@@ -301,7 +324,7 @@ def linear(x: torch.Tensor | PendingNorm, weight: torch.Tensor, bias: torch.Tens
     """`F.linear`, through the batch-1 kernel where it is faster; a PendingNorm `x` is normalized by
     the kernel as it is read where it can, else by its own kernel first."""
     if isinstance(x, PendingNorm):
-        if _fuses(x.x, weight):
+        if fuses_batch_one(x.x, weight):
             return gemv_triton(x, weight, bias)
         x = x.apply()
     return gemv_triton(x, weight, bias) if _use_gemv(x, weight, bias, None) else _vendor(x, weight, bias, None)
@@ -313,7 +336,7 @@ def gated_linear(
     """`act(y[..., :F]) * y[..., F:]` of `y = F.linear(x, weight, bias)`, fused at batch 1 where faster
     (and with the norm of a PendingNorm `x`, as `linear`)."""
     if isinstance(x, PendingNorm):
-        if _fuses(x.x, weight):
+        if fuses_batch_one(x.x, weight):
             return gemv_triton(x, weight, bias, act)
         x = x.apply()
     return gemv_triton(x, weight, bias, act) if _use_gemv(x, weight, bias, act) else _vendor(x, weight, bias, act)
@@ -325,6 +348,6 @@ def linear_add(
     """`(F.linear(x, weight, bias) + residual, partials)` from one batch-1 kernel, the sum rounded as
     the residual stream is and `partials` its sums of squares (for a PendingNorm of it); None where
     that kernel does not run (the caller then leaves the add to the next norm, as before)."""
-    if not (_fuses(x, weight) and residual.shape == (1, weight.shape[0]) and residual.dtype == x.dtype):
+    if not (fuses_batch_one(x, weight) and residual.shape == (1, weight.shape[0]) and residual.dtype == x.dtype):
         return None
     return gemv_triton(x, weight, bias, residual=residual)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from max_kernels import PendingNorm, paged_attention, rope_kv_store
+from max_kernels import PendingNorm, paged_attention, qkv_rope_store, rope_kv_store
 from torch import nn
 
 from max_pipelines.forward_context import ForwardContext
@@ -30,10 +30,11 @@ class AttentionShape:
 
 
 class PagedAttention(nn.Module):
-    """Rotates this step's queries and keys and stores keys and values for layer `layer_idx` (one
-    kernel), then attends over the cache.
+    """Layer `layer_idx`'s side of the paged KV cache: `store` rotates this step's queries and keys and
+    writes keys and values (one kernel; at batch 1 also the QKV product, `project_and_store`), then
+    `forward` attends over the cache.
 
-    Float8 caches pass their per-layer scales to both kernels (stored as `x / scale`).
+    Float8 caches pass their per-layer scales to the kernels (stored as `x / scale`).
     """
 
     def __init__(self, layer_idx: int, shape: AttentionShape):
@@ -43,7 +44,12 @@ class PagedAttention(nn.Module):
         self.sliding_window = shape.sliding_window
         self.softcap = shape.softcap
 
-    def forward(
+    def _cache(self, ctx: ForwardContext):
+        cache = ctx.kv_cache
+        scales = (cache.k_scales[self.layer_idx], cache.v_scales[self.layer_idx]) if cache.spec.is_fp8 else (None, None)
+        return cache.k_caches[self.layer_idx], cache.v_caches[self.layer_idx], *scales
+
+    def store(
         self,
         q: torch.Tensor,
         k: torch.Tensor,
@@ -52,26 +58,36 @@ class PagedAttention(nn.Module):
         rotary: RotaryEmbedding,
         ctx: ForwardContext,
     ) -> torch.Tensor:
+        """Rotate q and k, write the rotated k and v to the cache; returns the rotated q."""
         md = ctx.attn_metadata
-        cache = ctx.kv_cache
-        k_cache, v_cache = cache.k_caches[self.layer_idx], cache.v_caches[self.layer_idx]
-        k_scale = cache.k_scales[self.layer_idx] if cache.spec.is_fp8 else None
-        v_scale = cache.v_scales[self.layer_idx] if cache.spec.is_fp8 else None
-        q = rope_kv_store(
-            q,
-            k,
-            v,
-            positions,
-            rotary.cos_sin_cache,
-            True,
-            k_cache,
-            v_cache,
-            md.slot_mapping,
-            k_scale,
-            v_scale,
-            md.slots_valid,
-            rotary.factors(positions, q),
+        k_cache, v_cache, k_scale, v_scale = self._cache(ctx)
+        return rope_kv_store(
+            q, k, v, positions, rotary.cos_sin_cache, True, k_cache, v_cache, md.slot_mapping, k_scale, v_scale,
+            md.slots_valid, rotary.factors(positions, q),
         )
+
+    def project_and_store(
+        self,
+        x: torch.Tensor | PendingNorm,
+        qkv_proj: Linear,
+        heads: tuple[int, int],
+        positions: torch.Tensor,
+        rotary: RotaryEmbedding,
+        ctx: ForwardContext,
+    ) -> torch.Tensor | None:
+        """`store` of `qkv_proj(x)` by the QKV product's own kernel (`qkv_rope_store`): a single token
+        in a step where the fused batch-1 kernels run, float weights, full rotary; None elsewhere."""
+        if qkv_proj.weight is None:
+            return None
+        k_cache, v_cache, k_scale, v_scale = self._cache(ctx)
+        return qkv_rope_store(
+            x, qkv_proj.weight, qkv_proj.bias, *heads, positions, rotary.cos_sin_cache, k_cache, v_cache,
+            ctx.attn_metadata.slot_mapping, k_scale, v_scale,
+        )
+
+    def forward(self, q: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        md = ctx.attn_metadata
+        k_cache, v_cache, k_scale, v_scale = self._cache(ctx)
         return paged_attention(
             q,
             k_cache,
@@ -119,8 +135,13 @@ class SelfAttention(nn.Module):
     def attend(self, positions: torch.Tensor, hidden: torch.Tensor | PendingNorm, ctx: ForwardContext) -> torch.Tensor:
         """Everything before the output projection: its input `[T, Hq * D]`."""
         hq, hk, d = self.num_heads, self.num_kv_heads, self.head_dim
-        qkv = self.qkv_proj(hidden).view(-1, hq + 2 * hk, d)
-        q, k, v = qkv[:, :hq], qkv[:, hq : hq + hk], qkv[:, hq + hk :]
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        return self.attn(q, k, v, positions, self.rotary, ctx).reshape(-1, hq * d)
+        q = None
+        if self.q_norm is None:
+            q = self.attn.project_and_store(hidden, self.qkv_proj, (hq, hk), positions, self.rotary, ctx)
+        if q is None:
+            qkv = self.qkv_proj(hidden).view(-1, hq + 2 * hk, d)
+            q, k, v = qkv[:, :hq], qkv[:, hq : hq + hk], qkv[:, hq + hk :]
+            if self.q_norm is not None:
+                q, k = self.q_norm(q), self.k_norm(k)
+            q = self.attn.store(q, k, v, positions, self.rotary, ctx)
+        return self.attn(q, ctx).reshape(-1, hq * d)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 from max_kernels.kv_store import store_kvcache_triton
-from max_kernels.rope_kv_store import rope_kv_store, rope_kv_store_ref, rope_kv_store_triton
+from max_kernels.rope_store import rope_kv_store, rope_kv_store_ref, rope_kv_store_triton
 from max_kernels.rotary import apply_rope_ref, apply_rope_triton, rope_cos_sin_cache
 
 
