@@ -48,16 +48,16 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_ver
 
 ROOF="$PY tools/bench_decode_roofline.py"
 step "roofline model folder" 240 roofline.log $ROOF --write-only
-step "roofline graphs+overlap" 180 roofline.log $ROOF --modes graphs+overlap --profile
+step "roofline graphs+overlap" 240 roofline.log $ROOF --modes graphs+overlap --profile
 # TRITON_INTERPRET=0: the test configuration would otherwise pick Triton's CPU interpreter.
-step "GPU tests" 240 tests.log env TRITON_INTERPRET=0 $PY -m pytest -q -p no:cacheprovider \
+step "GPU tests" 300 tests.log env TRITON_INTERPRET=0 $PY -m pytest -q -p no:cacheprovider \
     packages/max-pipelines/tests/test_engine_device_graphs.py packages/max-pipelines/tests/test_models_gpu_parity.py \
     packages/max-config/tests/test_devices.py
 for mode in graphs+overlap+unfused graphs+overlap+pdl graphs graphs+overlap+vendor-blas; do
     step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
 done
 step "roofline eager" 120 roofline.log $ROOF --modes eager --profile --no-header
-step "batch-1 kernel" 90 kernels.log $PY tools/bench_kernels.py -k gemv
+step "batch-1 kernel" 150 kernels.log $PY tools/bench_kernels.py -k gemv
 for mode in graphs+multistep overlap multistep; do
     step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
 done
