@@ -16,3 +16,13 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a G
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_gpu_matches_hf(variant, tmp_path):
     check_prefill_and_greedy_decode(variant, tmp_path, device="cuda", tol=2e-3)
+
+
+@pytest.mark.parametrize("variant", ["llama3_tied", "qwen3", "phi3"])
+def test_gpu_batch_one_kernels_match_hf(variant, tmp_path):
+    """One sequence decoding with the kernels of captured steps (`graph_step`, run eagerly here): the
+    products that fuse the norms, residual adds, RoPE and the KV-cache write (see decoder.py)."""
+    from max_kernels.dispatch import graph_step
+
+    with graph_step():
+        check_prefill_and_greedy_decode(variant, tmp_path, device="cuda", tol=2e-3, lengths=(9,))
