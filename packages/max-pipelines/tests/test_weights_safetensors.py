@@ -95,3 +95,17 @@ def test_norm_weights_stay_float32_in_a_bfloat16_model(tmp_path):
     norm = model.model.layers[1].post_feedforward_layernorm.weight
     assert norm.dtype == torch.float32
     assert torch.equal(norm, hf.model.layers[1].post_feedforward_layernorm.weight.float() + 1)
+
+
+def test_norms_keep_a_bfloat16_copy_only_where_it_is_exact(tmp_path):
+    """What the fused batch-1 products read for a norm (`kernel_weight`): bfloat16 when the checkpoint's
+    values fit it exactly, else the float32 weight itself."""
+    from max_pipelines.layers.norm import RMSNorm
+
+    hf = make_tiny_model("llama", tmp_path / "f32")  # random float32 norm weights
+    hf.to(torch.bfloat16).save_pretrained(tmp_path / "bf16", safe_serialization=True)
+    for folder, want in (("f32", torch.float32), ("bf16", torch.bfloat16)):
+        model = load_model(model_files(tmp_path / folder), "cpu", torch.float32)
+        norms = [m for m in model.modules() if isinstance(m, RMSNorm)]
+        assert norms and all(m.kernel_weight.dtype == want for m in norms), folder
+        assert all(torch.equal(m.kernel_weight.float(), m.weight) for m in norms)

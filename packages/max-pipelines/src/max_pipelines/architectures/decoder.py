@@ -46,7 +46,8 @@ def residual_norm(
     """A layer's norm: `(norm(hidden + residual), hidden + residual)`; the first layer starts the
     stream. After `add_to_residual` summed it already, the norm is a PendingNorm for the next product."""
     if isinstance(residual, SummedResidual):
-        return PendingNorm(residual.x, residual.partials, norm.weight, norm.eps), residual.x
+        weight = norm.weight if norm.kernel_weight is None else norm.kernel_weight
+        return PendingNorm(residual.x, residual.partials, weight, norm.eps), residual.x
     if residual is None:
         return norm(hidden), hidden
     return norm(hidden, residual)
