@@ -6,7 +6,7 @@ import pytest
 import torch
 from fixtures.eager_graphs import EagerReplay, eager_capture
 from fixtures.tiny_gguf import write_llama_gguf
-from fixtures.tiny_llm import PROMPTS, byte_tokenizer, hf_greedy, make_llm, save_tiny
+from fixtures.tiny_llm import PROMPTS, hf_greedy, make_llm, save_tiny
 from fixtures.tiny_models import VARIANTS, make_tiny_model
 
 from max_config import ConfigError, PipelineConfig, SamplingParams
@@ -172,8 +172,7 @@ def test_a_failed_capture_names_the_flag_that_turns_graphs_off(tiny, monkeypatch
 def _architecture_folder(variant: str, path, gguf_type=None):
     """The variant's tiny HF model with the byte tokenizer (ids below the model's vocabulary only
     are used); with `gguf_type`, a Llama GGUF file of that block type instead."""
-    hf = make_tiny_model(variant, path / "hf")
-    byte_tokenizer().save_pretrained(path / "hf")
+    hf = make_tiny_model(variant, path / "hf", tokenizer=True)
     if gguf_type is None:
         return path / "hf"
     return write_llama_gguf(hf, path / "tiny.gguf", gguf_type, tokenizer=True)

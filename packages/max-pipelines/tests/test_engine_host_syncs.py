@@ -10,7 +10,7 @@ import gguf
 import pytest
 from fixtures.eager_graphs import eager_capture
 from fixtures.tiny_gguf import write_llama_gguf
-from fixtures.tiny_llm import PROMPTS, byte_tokenizer, make_llm, save_tiny
+from fixtures.tiny_llm import PROMPTS, make_llm, save_tiny
 from fixtures.tiny_models import VARIANTS, make_tiny_model
 from torch.overrides import TorchFunctionMode
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -81,8 +81,7 @@ def test_the_captured_decode_step_touches_no_host_memory(tmp_path, weights):
     back and no tensor made from host data (neither can be captured), for each architecture's float
     model. GGUF: Q4_K, Q6_K and Q8_0 blocks through the quantized matmul kernels, a Q8_0 embedding table."""
     if weights in VARIANTS:
-        make_tiny_model(weights, tmp_path)
-        byte_tokenizer().save_pretrained(tmp_path)
+        make_tiny_model(weights, tmp_path, tokenizer=True)
         llm = make_llm(tmp_path, kv_cache_page_size=4)
     else:
         config = LlamaConfig(vocab_size=258, hidden_size=256, intermediate_size=512, num_hidden_layers=1,

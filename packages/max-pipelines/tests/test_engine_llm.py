@@ -157,11 +157,9 @@ def test_longrope_prompts_past_the_original_context_are_cached_apart(tmp_path):
     """Phi-3 longrope: a prompt longer than the original context (64 here) rotates every position with
     the long factors, so a shorter prompt sharing its first tokens must not reuse those KV blocks;
     both match transformers' greedy tokens."""
-    from fixtures.tiny_llm import byte_tokenizer
     from fixtures.tiny_models import make_tiny_model
 
-    hf = make_tiny_model("phi3", tmp_path)
-    byte_tokenizer().save_pretrained(tmp_path)
+    hf = make_tiny_model("phi3", tmp_path, tokenizer=True)
     g = torch.Generator().manual_seed(3)
     long_prompt = torch.randint(3, 128, (70,), generator=g).tolist()
     short_prompt = long_prompt[:40]
