@@ -111,6 +111,7 @@ def _qkv_rope_store_kernel(
 
 _CONFIGS = [  # (BLOCK_N pairs, BLOCK_K, warps, stages); BLOCK_N divides every head's half
     (2, 1024, 4, 3), (4, 512, 4, 3), (4, 1024, 8, 3), (8, 256, 4, 4), (8, 512, 8, 3), (16, 256, 8, 3),
+    (32, 256, 8, 3),
 ]
 
 
