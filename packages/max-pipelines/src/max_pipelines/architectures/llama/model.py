@@ -56,7 +56,7 @@ class LlamaDecoderLayer(nn.Module):
     def forward(
         self,
         positions: torch.Tensor,
-        hidden: torch.Tensor,
+        hidden: torch.Tensor | None,
         residual: torch.Tensor | SummedResidual | None,
         ctx: ForwardContext,
     ) -> tuple[torch.Tensor | None, torch.Tensor | SummedResidual]:
