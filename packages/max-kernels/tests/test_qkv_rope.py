@@ -22,7 +22,7 @@ def _case(hq, hk, d, k, dtype, seed, bias=False, cache_dtype=None, page=4):
     return x, weight, b, positions, table, caches, slot
 
 
-@pytest.mark.parametrize("hq,hk,d,k", [(4, 2, 16, 64), (6, 2, 32, 96), (2, 1, 8, 40)])
+@pytest.mark.parametrize("hq,hk,d,k", [(4, 2, 16, 64), (6, 2, 32, 96), (2, 1, 8, 40), (2, 1, 10, 32)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("bias", [False, True])
 def test_matches_the_product_then_rope_kv_store(hq, hk, d, k, dtype, bias):

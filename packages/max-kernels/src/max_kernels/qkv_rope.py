@@ -167,7 +167,7 @@ def qkv_rope_store_triton(
             *args, **flags, USE_PDL=pdl, **({"launch_pdl": True} if pdl else {})
         )
     else:  # the interpreter: one fixed shape
-        block_n, block_k = 2, min(triton.next_power_of_2(k), 128)
+        block_n, block_k = 2 if d % 4 == 0 else 1, min(triton.next_power_of_2(k), 128)  # pairs tile a half
         _qkv_rope_store_kernel[(heads * (d // 2) // block_n,)](
             *args, **flags, USE_PDL=False, EVEN_K=k % block_k == 0, BLOCK_N=block_n, BLOCK_K=block_k
         )
