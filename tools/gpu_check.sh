@@ -66,4 +66,8 @@ step "roofline graphs+overlap, max length 8192" 120 roofline.log $ROOF --modes g
 step "GGUF and sampling kernels" 150 kernels.log $PY tools/bench_kernels_gguf_sampling.py
 step "kernels" 150 kernels.log $PY tools/bench_kernels.py
 echo "== $(date -u +%T) done, status $status"
+echo "== summary: roofline rows (mode, tok/s b=1, GB/s, % of copy, ms/token, tok/s batch, build s), tests, failed steps"
+grep -h -E "^(graphs|eager|overlap|multistep)|roofline [0-9]" "$LOGS/roofline.log" 2>/dev/null
+grep -h -E "[0-9]+ (passed|failed)" "$LOGS/tests.log" 2>/dev/null | tail -1
+grep -h -E "^== .*: exit" "$LOGS"/*.log 2>/dev/null
 exit $status
