@@ -11,6 +11,7 @@
 # On a machine without a network, wheels of what the interpreter lacks (for example pydantic,
 # pydantic-core, annotated-types, typing-inspection, gguf, redis) can be put in .whl/ beforehand:
 # they are installed into /tmp/site first. Logs go to $GPU_CHECK_LOGS (default /tmp/gpu-check).
+# GPU_CHECK_QUICK=1 stops after step 4's A/B modes (about half the time), for a rerun after a fix.
 #
 #     bash tools/gpu_check.sh
 set -uo pipefail
@@ -56,6 +57,9 @@ step "GPU tests" 300 tests.log env TRITON_INTERPRET=0 $PY -m pytest -q -p no:cac
 for mode in graphs+overlap+unfused graphs+overlap+pdl graphs graphs+overlap+vendor-blas; do
     step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
 done
+if [ "${GPU_CHECK_QUICK:-0}" = 1 ]; then  # a rerun after a fix: the default mode, the tests, the A/B modes
+    echo "== GPU_CHECK_QUICK=1: the remaining steps are skipped"
+else
 step "roofline eager" 120 roofline.log $ROOF --modes eager --profile --no-header
 step "batch-1 kernel" 150 kernels.log $PY tools/bench_kernels.py -k gemv
 for mode in graphs+multistep overlap multistep; do
@@ -65,6 +69,7 @@ done
 step "roofline graphs+overlap, max length 8192" 120 roofline.log $ROOF --modes graphs+overlap --max-length 8192
 step "GGUF and sampling kernels" 150 kernels.log $PY tools/bench_kernels_gguf_sampling.py
 step "kernels" 150 kernels.log $PY tools/bench_kernels.py
+fi
 echo "== $(date -u +%T) done, status $status"
 echo "== summary: roofline rows (mode, tok/s b=1, GB/s, % of copy, ms/token, tok/s batch, build s), tests, failed steps"
 grep -h -E "^(graphs|eager|overlap|multistep)|roofline [0-9]" "$LOGS/roofline.log" 2>/dev/null
