@@ -140,3 +140,28 @@ def test_gemma3_attention_softcap(tmp_path):
         uncapped = hf_model(torch.tensor([prompt])).logits[0]
     assert (ref - uncapped).abs().max() > 0.1
     assert_close(ours, ref)
+
+
+CONFIG_FEATURES = {  # checkpoint options beyond the variants above, each on the family that ships it
+    "llama_head_dim": ("LlamaConfig", dict(head_dim=32)),  # q width 128 against a hidden size of 64
+    "llama_linear_rope": ("LlamaConfig", dict(rope_parameters=dict(rope_type="linear", factor=2.0, rope_theta=1e4))),
+    "llama_yarn_rope": (
+        "LlamaConfig",
+        dict(rope_parameters=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=16, rope_theta=1e4)),
+    ),
+    "qwen2_window_layers": ("Qwen2Config", dict(use_sliding_window=True, sliding_window=4, max_window_layers=1)),
+    "qwen3_attention_bias": ("Qwen3Config", dict(head_dim=32, attention_bias=True)),
+    "mistral_head_dim": ("MistralConfig", dict(head_dim=24, sliding_window=None)),
+    "phi3_full_rotary": ("Phi3Config", dict(pad_token_id=0)),
+}
+
+
+@pytest.mark.parametrize("feature", sorted(CONFIG_FEATURES))
+def test_config_features_match_hf(feature, tmp_path, monkeypatch):
+    """Options real checkpoints set, one at a time: prefill and greedy decode (including a sequence
+    alone, whose steps take the batch-1 products) against transformers."""
+    from fixtures import tiny_models
+
+    monkeypatch.setitem(tiny_models.VARIANTS, feature, CONFIG_FEATURES[feature])
+    check_prefill_and_greedy_decode(feature, tmp_path / "two")
+    check_prefill_and_greedy_decode(feature, tmp_path / "one", lengths=(9,))
