@@ -154,7 +154,8 @@ CONFIG_FEATURES = {  # checkpoint options beyond the variants above, each on the
     "mistral_head_dim": ("MistralConfig", dict(head_dim=24, sliding_window=None)),
     "phi3_full_rotary": ("Phi3Config", dict(pad_token_id=0)),
     "phi3_sliding_window": ("Phi3Config", dict(pad_token_id=0, sliding_window=5)),
-    "gemma3_final_softcap": (VARIANTS["gemma3"][0], {**VARIANTS["gemma3"][1], "final_logit_softcapping": 3.0}),
+    # real Gemma 3 configs leave the final soft cap null (the variant sets one)
+    "gemma3_no_final_softcap": (VARIANTS["gemma3"][0], {**VARIANTS["gemma3"][1], "final_logit_softcapping": None}),
 }
 
 
