@@ -5,7 +5,7 @@ from max_kernels.attention import paged_attention
 from max_kernels.attention_ref import DecodePlan
 from max_kernels.dispatch import kernel_preferences, set_kernel_preferences, use_triton, use_vendor_blas
 from max_kernels.fp8 import dequantize_fp8, quantize_fp8
-from max_kernels.gemv import PendingNorm, gated_linear, linear, linear_add
+from max_kernels.gemv import PendingNorm, act_and_mul, gated_linear, linear, linear_add
 from max_kernels.kv_store import store_kvcache
 from max_kernels.norms import layer_norm, rms_norm
 from max_kernels.qkv_rope import qkv_rope_store
@@ -15,6 +15,7 @@ from max_kernels.rotary import apply_rope, longrope_positions, rope_cos_sin_cach
 __all__ = [
     "DecodePlan",
     "PendingNorm",
+    "act_and_mul",
     "apply_rope",
     "dequantize_fp8",
     "gated_linear",

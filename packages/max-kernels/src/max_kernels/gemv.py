@@ -40,8 +40,18 @@ from max_kernels.norms import rms_norm, rms_norm_ref
 triton, tl = import_triton()
 
 ACTIVATIONS = {"silu": 1, "gelu_tanh": 2}
+_ACT_OPS = {"silu": silu_and_mul, "gelu_tanh": gelu_tanh_and_mul}
 _ACT_REFS = {"silu": silu_and_mul_ref, "gelu_tanh": gelu_tanh_and_mul_ref}
 _DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+
+
+@triton.jit
+def pdl_entry(USE_PDL: tl.constexpr):
+    """A kernel launched as a programmatic dependent (`pdl_options`) waits here for the kernel before
+    it, ahead of any load or store, then lets the next one launch."""
+    if USE_PDL:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
 
 
 @triton.jit
@@ -125,11 +135,8 @@ def _gemv_kernel(
     NORM_IN: `x` is RMS-normalized (weight `norm_w`) as it is read, from the sums of squares its
     writer left in `part_in` (cdiv(K, PARTIAL_ROWS) of them). RES_OUT: the output is `y + res`,
     rounded as the residual stream is, and each group of PARTIAL_ROWS rows writes its sum of
-    squares to `part_out` for the next product's NORM_IN. USE_PDL: launched early (`use_pdl`), it
-    waits for the kernel before it ahead of any load or store, then lets the next one launch."""
-    if USE_PDL:
-        tl.extra.cuda.gdc_wait()
-        tl.extra.cuda.gdc_launch_dependents()
+    squares to `part_out` for the next product's NORM_IN. USE_PDL: see `pdl_entry`."""
+    pdl_entry(USE_PDL)
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < N
     rows64 = tl.where(row_mask, rows, 0).to(tl.int64)  # clamped: the weight loads need no row mask
@@ -165,18 +172,22 @@ _CONFIGS = [  # (BLOCK_N, BLOCK_K, warps, stages); the wide ones spread a Pendin
 PARTIAL_ROWS = 8  # rows per sum of squares a RES_OUT product writes; its BLOCK_N is a multiple
 
 
-def _autotuned(configs):
+def autotuned(kernel, configs, key, **options):
+    """`kernel` autotuned over `(BLOCK_N, BLOCK_K, warps, stages)` configurations, EVEN_K derived; the
+    timings are kept on disk, so later processes skip the search (where Triton can)."""
+    if "cache_results" in inspect.signature(triton.autotune).parameters:
+        options["cache_results"] = True
     return triton.autotune(
         configs=[triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s) for n, k, w, s in configs],
-        key=["N", "K", "ACT", "NORM_IN"],
-        # the timings are kept on disk, so later processes skip the search (where Triton can)
-        **({"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}),
-    )(triton.heuristics({"EVEN_K": lambda a: a["K"] % a["BLOCK_K"] == 0})(_gemv_kernel))
+        key=key,
+        **options,
+    )(triton.heuristics({"EVEN_K": lambda a: a["K"] % a["BLOCK_K"] == 0})(kernel))
 
 
 if triton_available():
-    _TUNED = _autotuned(_CONFIGS)
-    _TUNED_RES_OUT = _autotuned([c for c in _CONFIGS if c[0] % PARTIAL_ROWS == 0])
+    _KEY = ["N", "K", "ACT", "NORM_IN"]
+    _TUNED = autotuned(_gemv_kernel, _CONFIGS, _KEY)
+    _TUNED_RES_OUT = autotuned(_gemv_kernel, [c for c in _CONFIGS if c[0] % PARTIAL_ROWS == 0], _KEY)
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,23 @@ class PendingNorm:
         return rms_norm(self.x, self.weight, self.eps)
 
 
+def pdl_options(x: torch.Tensor) -> dict:
+    """Launch arguments of a batch-1 kernel on `x`'s device: USE_PDL, and `launch_pdl` with it."""
+    return {"USE_PDL": True, "launch_pdl": True} if use_pdl(x) else {"USE_PDL": False}
+
+
+def batch_one_input(x: torch.Tensor | PendingNorm) -> tuple[torch.Tensor, PendingNorm | None]:
+    """The row a batch-1 kernel reads (flat, contiguous) and the PendingNorm it comes with, if any."""
+    norm = x if isinstance(x, PendingNorm) else None
+    flat = (norm.x if norm else x).reshape(-1)
+    return (flat if flat.stride(0) == 1 else flat.contiguous()), norm
+
+
+def norm_in_flags(k: int) -> dict:
+    """The constants of a NORM_IN prologue over `k` features."""
+    return dict(BLOCK_P=max(triton.next_power_of_2(triton.cdiv(k, PARTIAL_ROWS)), 2), PARTIAL_ROWS=PARTIAL_ROWS)
+
+
 def gemv_triton(
     x: torch.Tensor | PendingNorm,
     weight: torch.Tensor,
@@ -204,9 +232,7 @@ def gemv_triton(
     """`x [1, K]` times `weight [N, K]`; with `act`, `weight` is `[2F, K]` (gate rows, then up rows)
     and the result `act(gate) * up` is `[1, F]`. `x` may be a PendingNorm (normalized as read).
     With `residual [1, N]`, returns `(y + residual, partials)` for a PendingNorm of the sum."""
-    norm = x if isinstance(x, PendingNorm) else None
-    x = (norm.x if norm else x).reshape(-1)
-    x = x if x.stride(0) == 1 else x.contiguous()
+    x, norm = batch_one_input(x)
     k = x.shape[0]
     n = weight.shape[0] // 2 if act else weight.shape[0]
     weight = weight if weight.stride(-1) == 1 else weight.contiguous()
@@ -232,15 +258,11 @@ def gemv_triton(
         ACT=ACTIVATIONS[act] if act else 0,
         NORM_IN=norm is not None,
         RES_OUT=residual is not None,
-        BLOCK_P=max(triton.next_power_of_2(triton.cdiv(k, PARTIAL_ROWS)), 2),
-        PARTIAL_ROWS=PARTIAL_ROWS,
+        **norm_in_flags(k),
     )
     if x.is_cuda:
-        pdl = use_pdl(x)
         tuned = _TUNED if residual is None else _TUNED_RES_OUT
-        tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](
-            *args, **flags, USE_PDL=pdl, **({"launch_pdl": True} if pdl else {})
-        )
+        tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags, **pdl_options(x))
     else:  # the interpreter: one fixed shape
         block_k = min(triton.next_power_of_2(k), 128)
         block_n = PARTIAL_ROWS if residual is not None else 4
@@ -314,10 +336,15 @@ def _use_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
     return _batch_one(x, weight) and _kernel_wins(x, weight, bias, act)
 
 
+def act_and_mul(y: torch.Tensor, act: str) -> torch.Tensor:
+    """`act(y[..., :F]) * y[..., F:]` by the activation's own kernel (`act` as in ACTIVATIONS)."""
+    return _ACT_OPS[act](y)
+
+
 def _vendor(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str | None) -> torch.Tensor:
     """The path without the kernel: the vendor BLAS, then the activation's own kernel."""
     y = F.linear(x, weight, bias)
-    return (silu_and_mul if act == "silu" else gelu_tanh_and_mul)(y) if act else y
+    return act_and_mul(y, act) if act else y
 
 
 def linear(x: torch.Tensor | PendingNorm, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

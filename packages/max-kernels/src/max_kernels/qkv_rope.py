@@ -13,11 +13,22 @@ from __future__ import annotations
 
 import torch
 
-from max_kernels.dispatch import import_triton, triton_available, use_pdl
+from max_kernels.dispatch import import_triton, triton_available
 from max_kernels.fp8 import cache_value, scale_tensor
-from max_kernels.gemv import PARTIAL_ROWS, PendingNorm, fuses_batch_one, pending_rstd, row_dots
+from max_kernels.gemv import (
+    PendingNorm,
+    autotuned,
+    batch_one_input,
+    fuses_batch_one,
+    norm_in_flags,
+    pdl_entry,
+    pdl_options,
+    pending_rstd,
+    row_dots,
+)
 from max_kernels.norms import rms_norm_ref
 from max_kernels.rope_store import rope_kv_store_ref
+from max_kernels.rotary import rotate_pair
 
 triton, tl = import_triton()
 
@@ -63,9 +74,7 @@ def _qkv_rope_store_kernel(
 ):
     """Grid ((Hq + 2 Hk) * HALF / BLOCK_N,): program `pid` takes head `pid // (HALF / BLOCK_N)` (q
     heads, then k heads, then v heads) and its pairs `j, j + HALF` for BLOCK_N consecutive `j`."""
-    if USE_PDL:
-        tl.extra.cuda.gdc_wait()
-        tl.extra.cuda.gdc_launch_dependents()
+    pdl_entry(USE_PDL)
     per_head = HALF // BLOCK_N
     head = tl.program_id(0) // per_head
     j = (tl.program_id(0) % per_head) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -85,8 +94,8 @@ def _qkv_rope_store_kernel(
         row = tl.load(pos_ptr).to(tl.int64) * cos_sin_stride
         cos = tl.load(cos_sin_ptr + row + j)
         sin = tl.load(cos_sin_ptr + row + HALF + j)
-        r1 = (x1 * cos - x2 * sin).to(dtype)
-        r2 = (x2 * cos + x1 * sin).to(dtype)
+        r1, r2 = rotate_pair(x1, x2, cos, sin)
+        r1, r2 = r1.to(dtype), r2.to(dtype)
     else:
         r1 = x1.to(dtype)
         r2 = x2.to(dtype)
@@ -115,7 +124,6 @@ _CONFIGS = [  # (BLOCK_N pairs, BLOCK_K, warps, stages); BLOCK_N divides every h
 ]
 
 
-
 def _dividing_half(configs, named_args, **kwargs):
     """Configurations whose BLOCK_N pairs tile a head's half."""
     half = kwargs.get("HALF", named_args.get("HALF"))
@@ -123,14 +131,12 @@ def _dividing_half(configs, named_args, **kwargs):
 
 
 if triton_available():
-    import inspect
-
-    _TUNED = triton.autotune(
-        configs=[triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s) for n, k, w, s in _CONFIGS],
-        key=["K", "n_q_heads", "n_kv_heads", "HALF", "NORM_IN"],
+    _TUNED = autotuned(
+        _qkv_rope_store_kernel,
+        _CONFIGS,
+        ["K", "n_q_heads", "n_kv_heads", "HALF", "NORM_IN"],
         prune_configs_by={"early_config_prune": _dividing_half},
-        **({"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}),
-    )(triton.heuristics({"EVEN_K": lambda a: a["K"] % a["BLOCK_K"] == 0})(_qkv_rope_store_kernel))
+    )
 
 
 def qkv_rope_store_triton(
@@ -139,9 +145,7 @@ def qkv_rope_store_triton(
 ):
     """`x [1, K]` (or a PendingNorm of it) through the QKV `weight [(Hq + 2 Hk) * D, K]`; returns the
     rotated q `[1, Hq, D]` and writes k and v at `slot_mapping[0]`."""
-    norm = x if isinstance(x, PendingNorm) else None
-    x = (norm.x if norm else x).reshape(-1)
-    x = x if x.stride(0) == 1 else x.contiguous()
+    x, norm = batch_one_input(x)
     k = x.shape[0]
     d = cos_sin_cache.shape[1]
     weight = weight if weight.stride(-1) == 1 else weight.contiguous()
@@ -157,15 +161,11 @@ def qkv_rope_store_triton(
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
     )
     flags = dict(
-        HALF=d // 2, HAS_BIAS=bias is not None, NORM_IN=norm is not None, FP8=fp8,
-        BLOCK_P=max(triton.next_power_of_2(triton.cdiv(k, PARTIAL_ROWS)), 2), PARTIAL_ROWS=PARTIAL_ROWS,
+        HALF=d // 2, HAS_BIAS=bias is not None, NORM_IN=norm is not None, FP8=fp8, **norm_in_flags(k)
     )
     heads = num_q_heads + 2 * num_kv_heads
     if x.is_cuda:
-        pdl = use_pdl(x)
-        _TUNED[lambda meta: (heads * (d // 2) // meta["BLOCK_N"],)](
-            *args, **flags, USE_PDL=pdl, **({"launch_pdl": True} if pdl else {})
-        )
+        _TUNED[lambda meta: (heads * (d // 2) // meta["BLOCK_N"],)](*args, **flags, **pdl_options(x))
     else:  # the interpreter: one fixed shape
         block_n, block_k = 2 if d % 4 == 0 else 1, min(triton.next_power_of_2(k), 128)  # pairs tile a half
         _qkv_rope_store_kernel[(heads * (d // 2) // block_n,)](

@@ -143,6 +143,12 @@ def longrope_positions(
 
 
 @triton.jit
+def rotate_pair(x1, x2, cos, sin):
+    """Rotate-half RoPE of the float32 feature pairs `(x1, x2)`."""
+    return x1 * cos - x2 * sin, x2 * cos + x1 * sin
+
+
+@triton.jit
 def rotate_heads(
     src,
     src_stride_h,
@@ -173,9 +179,9 @@ def rotate_heads(
     dst = dst + heads * dst_stride_h
     x1 = tl.load(src + first, mask=rmask, other=0.0).to(tl.float32)
     x2 = tl.load(src + second, mask=rmask, other=0.0).to(tl.float32)
+    r1, r2 = rotate_pair(x1, x2, cos, sin)
     # rounded to the input's dtype first: a rotated q or k, whatever `dst` then stores
-    r1 = (x1 * cos - x2 * sin).to(src.dtype.element_ty)
-    r2 = (x2 * cos + x1 * sin).to(src.dtype.element_ty)
+    r1, r2 = r1.to(src.dtype.element_ty), r2.to(src.dtype.element_ty)
     tl.store(dst + first, cache_value(r1, scale_ptr, FP8).to(dst.dtype.element_ty), mask=rmask)
     tl.store(dst + second, cache_value(r2, scale_ptr, FP8).to(dst.dtype.element_ty), mask=rmask)
     if BLOCK_D > 0:

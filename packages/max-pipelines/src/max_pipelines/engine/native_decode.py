@@ -13,7 +13,6 @@ Anything else decodes in PyTorch.
 from __future__ import annotations
 
 import torch
-from max_kernels import gelu_tanh_and_mul, silu_and_mul
 from max_kernels.cpu import (
     KV_DTYPES,
     SUPPORTED_TYPES,
@@ -65,7 +64,7 @@ def _layer(layer, k_cache: torch.Tensor, v_cache: torch.Tensor) -> DecoderLayerW
     attn = layer.self_attn
     if attn.attn.softcap is not None or attn.rotary.rotary_dim % 2:
         raise _Unfit("soft-capped attention or an odd rotary size")
-    if layer.mlp.act_and_mul not in (silu_and_mul, gelu_tanh_and_mul):
+    if layer.mlp.activation not in ("silu", "gelu_tanh"):
         raise _Unfit("an activation other than SiLU or tanh-GELU")
     return DecoderLayerWeights(
         norm_in=layer.input_layernorm.weight,
@@ -82,7 +81,7 @@ def _layer(layer, k_cache: torch.Tensor, v_cache: torch.Tensor) -> DecoderLayerW
         norm_attn_out=layer.post_attention_layernorm.weight if gemma else None,
         norm_mlp_out=layer.post_feedforward_layernorm.weight if gemma else None,
         sliding_window=attn.attn.sliding_window,
-        gelu=layer.mlp.act_and_mul is gelu_tanh_and_mul,
+        gelu=layer.mlp.activation == "gelu_tanh",
     )
 
 

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import torch
-from max_kernels import PendingNorm, gated_linear, gelu_tanh_and_mul, silu_and_mul
+from max_kernels import PendingNorm, act_and_mul, gated_linear
 from torch import nn
 
 from max_pipelines.layers.linear import Linear
 
-_ACTIVATIONS = {  # config name -> (kernel name, op)
-    "silu": ("silu", silu_and_mul),
-    "swish": ("silu", silu_and_mul),
-    "gelu_pytorch_tanh": ("gelu_tanh", gelu_tanh_and_mul),
-    "gelu_tanh": ("gelu_tanh", gelu_tanh_and_mul),
-}
+_ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_tanh": "gelu_tanh"}
 
 
 class GatedMLP(nn.Module):
@@ -25,7 +20,7 @@ class GatedMLP(nn.Module):
             raise ValueError(f"hidden activation {hidden_act!r} is not one of {sorted(_ACTIVATIONS)}")
         self.gate_up_proj = Linear(hidden_size, [intermediate_size, intermediate_size], bias=bias)
         self.down_proj = Linear(intermediate_size, hidden_size, bias=bias)
-        self.activation, self.act_and_mul = _ACTIVATIONS[hidden_act]
+        self.activation = _ACTIVATIONS[hidden_act]  # the kernels' name for it
 
     def forward(self, x: torch.Tensor | PendingNorm) -> torch.Tensor:
         return self.down_proj(self.activated(x))
@@ -35,4 +30,4 @@ class GatedMLP(nn.Module):
         gate_up = self.gate_up_proj
         if gate_up.weight is not None:  # float weights: fused with the activation at batch 1
             return gated_linear(x, gate_up.weight, gate_up.bias, self.activation)
-        return self.act_and_mul(gate_up(x))
+        return act_and_mul(gate_up(x), self.activation)
