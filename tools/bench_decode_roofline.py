@@ -16,7 +16,8 @@ Modes: eager (one step per round), multistep (--max-num-steps 10), overlap
 graphs+overlap+vendor-blas (--use-vendor-blas: no batch-1 matrix-vector kernel),
 graphs+overlap+unfused (the norms, residual adds and RoPE in kernels of their own, not in the
 batch-1 products around them), graphs+overlap+pdl (the batch-1 products launched as programmatic
-dependents, see max_kernels.dispatch.use_pdl). Modes with graphs need a GPU. Each row ends with the weight shapes where the batch-1 kernel beat the vendor BLAS.
+dependents, see max_kernels.dispatch.use_pdl). Modes with graphs need a GPU. Each row ends with
+the weight shapes where the batch-1 kernel beat the vendor BLAS.
 """
 
 from __future__ import annotations
@@ -258,14 +259,15 @@ def main() -> int:
         return 0
     copy_gbs = copy_bandwidth(tdev)
     name = torch.cuda.get_device_name(tdev) if tdev.type == "cuda" else "CPU"
+    max_length = args.max_length or 64 + args.new_tokens
     if not args.no_header:
         print(f"{name}: copy bandwidth {copy_gbs:.0f} GB/s; shape {args.shape}, bf16 weights, max length "
-              f"{args.max_length or 64 + args.new_tokens}, batch-1 decode of "
+              f"{max_length}, batch-1 decode of "
               f"{args.new_tokens} tokens and batch {args.batch} total, medians of 3")
         print(f"{'mode':<18}{'tok/s (b=1)':>12}{'GB/s':>9}{'% copy':>8}{'ms/token':>10}"
               f"{f'tok/s (b={args.batch})':>15}{'build s':>9}  batch-1 kernel")
     for mode in modes:
-        r = measure(path, device, mode, args.new_tokens, args.batch, args.max_length or 64 + args.new_tokens, args.profile)
+        r = measure(path, device, mode, args.new_tokens, args.batch, max_length, args.profile)
         gbs = r["bytes"] * r["decode"] / 1e9
         print(f"{mode:<18}{r['decode']:>12.1f}{gbs:>9.1f}{100 * gbs / copy_gbs:>7.1f}%{1000 / r['decode']:>10.2f}"
               f"{r['batch_total']:>15.1f}{r['build']:>9.1f}  {r['gemv'] or '-'}", flush=True)
