@@ -21,7 +21,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from max_kernels.bitmask import _bitmask_kernel
-from max_kernels.gemv import PARTIAL_ROWS, _gemv_kernel as _float_gemv_kernel
+from max_kernels.gemv import _gemv_kernel as _float_gemv_kernel
 from max_kernels.gguf.formats import BLOCK_GEOMETRY, GGMLType
 from max_kernels.gguf.kernels import _dequantize_kernel
 from max_kernels.gguf.linear_triton import _gemm_kernel, _gemv_kernel
@@ -65,13 +65,11 @@ for qtype in (3, 8, 12):
 build(_gemm_kernel, {**linear, "x_ptr": "*fp32", "out_ptr": "*fp32"},
       {**geometry(12), "HAS_BIAS": False, "IEEE": True, "BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64})
 pointers = ["x_ptr", "w_ptr", "b_ptr", "out_ptr", "res_ptr", "norm_w_ptr"]
-gemv = {**dict.fromkeys(pointers, "*bf16"), "part_in_ptr": "*fp32", "part_out_ptr": "*fp32",
-        **dict.fromkeys(["N", "K", "stride_w", "UP_OFFSET"], "i32"), "eps": "fp32"}
+gemv = {**dict.fromkeys(pointers, "*bf16"), **dict.fromkeys(["N", "K", "stride_w", "UP_OFFSET"], "i32"), "eps": "fp32"}
 for norm_in, res_out, act, pdl in ((True, False, 1, False), (False, True, 0, False), (True, False, 0, True),
                                    (False, True, 0, True), (False, False, 2, True)):
     k = build(_float_gemv_kernel, gemv, {"HAS_BIAS": res_out, "ACT": act, "NORM_IN": norm_in, "RES_OUT": res_out,
-              "EVEN_K": True, "BLOCK_N": 16, "BLOCK_K": 512, "BLOCK_P": 256, "PARTIAL_ROWS": PARTIAL_ROWS,
-              "USE_PDL": pdl}, num_warps=4, num_stages=3, **({"launch_pdl": True} if pdl else {}))
+              "EVEN_K": True, "BLOCK_N": 16, "BLOCK_K": 512, "USE_PDL": pdl}, num_warps=4, num_stages=3, **({"launch_pdl": True} if pdl else {}))
     assert ("griddepcontrol.wait" in k.asm["ptx"]) == pdl, (norm_in, res_out, act, pdl)
 
 rope = {**dict.fromkeys(["q_ptr", "k_ptr", "v_ptr", "q_out_ptr"], "*bf16"), "pos_ptr": "*i64",
@@ -83,14 +81,13 @@ for cache, fp8 in (("*bf16", False), ("*fp8e4nv", True)):
     build(_rope_kv_store_kernel, {**rope, "k_cache_ptr": cache, "v_cache_ptr": cache, **dict.fromkeys(names, "i32")},
           {"HALF": 64, "NEOX": True, "FP8": fp8, "BLOCK_HQ": 32, "BLOCK_HK": 8, "BLOCK_R": 64, "BLOCK_D": 0,
            "BLOCK_V": 128}, num_warps=4)
-qkv = {"x_ptr": "*bf16", "w_ptr": "*bf16", "b_ptr": "*bf16", "norm_w_ptr": "*bf16", "part_in_ptr": "*fp32",
-       "pos_ptr": "*i64", "cos_sin_ptr": "*fp32", "slot_ptr": "*i64", "q_out_ptr": "*bf16", "k_scale_ptr": "*fp32",
+qkv = {"x_ptr": "*bf16", "w_ptr": "*bf16", "b_ptr": "*bf16", "norm_w_ptr": "*bf16", "pos_ptr": "*i64", "cos_sin_ptr": "*fp32", "slot_ptr": "*i64", "q_out_ptr": "*bf16", "k_scale_ptr": "*fp32",
        "v_scale_ptr": "*fp32", "eps": "fp32", "K": "i32"}
 qkv.update({n: "i32" for n in _qkv_rope_store_kernel.arg_names if n not in qkv and n.islower() and "cache" not in n})
 for cache, fp8, pdl in (("*bf16", False, True), ("*fp8e4nv", True, False)):
     k = build(_qkv_rope_store_kernel, {**qkv, "k_cache_ptr": cache, "v_cache_ptr": cache, "cos_sin_stride": "i32"},
               {"HALF": 64, "HAS_BIAS": True, "NORM_IN": True, "FP8": fp8, "EVEN_K": True, "BLOCK_N": 8,
-               "BLOCK_K": 512, "BLOCK_P": 512, "PARTIAL_ROWS": PARTIAL_ROWS, "USE_PDL": pdl},
+               "BLOCK_K": 512, "USE_PDL": pdl},
               num_warps=4, num_stages=3, **({"launch_pdl": True} if pdl else {}))
     assert ("griddepcontrol.wait" in k.asm["ptx"]) == pdl
 print("compiled")

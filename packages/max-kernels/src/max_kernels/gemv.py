@@ -11,10 +11,11 @@ Triton's launcher costs the host more than the kernel saves. On the CPU (Triton'
 always taken, so the GPU code path is what tests check.
 
 In those steps it also takes the RMSNorm and residual add between a decoder's products: an output
-projection adds its result to the residual stream and writes the sum's squares (`linear_add`), and
-the next product reads that sum as a `PendingNorm`, normalizing it as it goes (and the QKV product
-also applies RoPE and writes the KV cache, `qkv_rope`). A Llama layer then runs no norm kernel at
-all; this path is taken without timing it against the vendor BLAS.
+projection adds its result to the residual stream (`linear_add`), and the next product reads that sum
+as a `PendingNorm`: every program reads the whole row anyway, so it sums its squares on the way and
+scales its dot products by the reciprocal RMS at the end (the QKV product also applies RoPE and writes
+the KV cache, `qkv_rope`). A Llama layer then runs no norm kernel at all; this path is taken without
+timing it against the vendor BLAS.
 """
 
 from __future__ import annotations
@@ -55,20 +56,12 @@ def pdl_entry(USE_PDL: tl.constexpr):
 
 
 @triton.jit
-def pending_rstd(part_in_ptr, K, eps, BLOCK_P: tl.constexpr, PARTIAL_ROWS: tl.constexpr):
-    """1 / rms of a PendingNorm's `x [K]`, from the sums of squares its writer left in `part_in`."""
-    p = tl.arange(0, BLOCK_P)
-    squares = tl.sum(tl.load(part_in_ptr + p, mask=p < tl.cdiv(K, PARTIAL_ROWS), other=0.0), axis=0)
-    return 1.0 / tl.sqrt(squares / K + eps)
-
-
-@triton.jit
 def row_dots(
     x_ptr,
     a_rows,
     b_rows,
     K,
-    rstd,
+    eps,
     norm_w_ptr,
     NORM_IN: tl.constexpr,
     TWO: tl.constexpr,
@@ -78,20 +71,21 @@ def row_dots(
 ):
     """`(W[a] . x, W[b] . x)`, float32 `[BLOCK_N]` each, for the weight rows starting at `a_rows` and
     (with TWO; else zeros) `b_rows` (`[BLOCK_N, 1]` pointers). With NORM_IN, `x` is RMS-normalized
-    (`rstd`, weight `norm_w`) as it is read, and rounded to its dtype as the norm kernel would write it."""
+    (epsilon `eps`, weight `norm_w`): the dots are of `x * norm_w`, scaled by 1 / rms(x) at the end,
+    the squares summed from the chunks of `x` the loop reads anyway."""
     acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
     acc_b = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    squares = tl.zeros((BLOCK_K,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         cols = k0 + tl.arange(0, BLOCK_K)
         col_mask = cols < K
         if EVEN_K:
-            x = tl.load(x_ptr + cols)
+            x = tl.load(x_ptr + cols).to(tl.float32)
         else:
-            x = tl.load(x_ptr + cols, mask=col_mask, other=0.0)
+            x = tl.load(x_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
         if NORM_IN:
-            g = tl.load(norm_w_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
-            x = (x.to(tl.float32) * rstd * g).to(x_ptr.dtype.element_ty)
-        x = x.to(tl.float32)
+            squares += x * x
+            x *= tl.load(norm_w_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
         if EVEN_K:
             acc += tl.load(a_rows + cols[None, :]).to(tl.float32) * x[None, :]
             if TWO:
@@ -100,7 +94,11 @@ def row_dots(
             acc += tl.load(a_rows + cols[None, :], mask=col_mask[None, :], other=0.0).to(tl.float32) * x[None, :]
             if TWO:
                 acc_b += tl.load(b_rows + cols[None, :], mask=col_mask[None, :], other=0.0).to(tl.float32) * x[None, :]
-    return tl.sum(acc, axis=1), tl.sum(acc_b, axis=1)
+    a, b = tl.sum(acc, axis=1), tl.sum(acc_b, axis=1)
+    if NORM_IN:
+        rstd = 1.0 / tl.sqrt(tl.sum(squares, axis=0) / K + eps)
+        a, b = a * rstd, b * rstd
+    return a, b
 
 
 @triton.jit
@@ -111,8 +109,6 @@ def _gemv_kernel(
     out_ptr,
     res_ptr,
     norm_w_ptr,
-    part_in_ptr,
-    part_out_ptr,
     N,
     K,
     stride_w,
@@ -125,25 +121,20 @@ def _gemv_kernel(
     EVEN_K: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
-    BLOCK_P: tl.constexpr,
-    PARTIAL_ROWS: tl.constexpr,
     USE_PDL: tl.constexpr,
 ):
     """Grid (cdiv(N, BLOCK_N),): rows `[pid * BLOCK_N, ...)` of the output; with ACT, the gate rows
     and the up rows `UP_OFFSET` further down are read together. float32 accumulation.
 
-    NORM_IN: `x` is RMS-normalized (weight `norm_w`) as it is read, from the sums of squares its
-    writer left in `part_in` (cdiv(K, PARTIAL_ROWS) of them). RES_OUT: the output is `y + res`,
-    rounded as the residual stream is, and each group of PARTIAL_ROWS rows writes its sum of
-    squares to `part_out` for the next product's NORM_IN. USE_PDL: see `pdl_entry`."""
+    NORM_IN: `x` is RMS-normalized (epsilon `eps`, weight `norm_w`) as it is read (`row_dots`).
+    RES_OUT: the output is `y + res`, rounded as the residual stream is. USE_PDL: see `pdl_entry`."""
     pdl_entry(USE_PDL)
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < N
     rows64 = tl.where(row_mask, rows, 0).to(tl.int64)  # clamped: the weight loads need no row mask
     gate_rows = w_ptr + rows64[:, None] * stride_w
     up_rows = w_ptr + (rows64 + UP_OFFSET)[:, None] * stride_w
-    rstd = pending_rstd(part_in_ptr, K, eps, BLOCK_P, PARTIAL_ROWS) if NORM_IN else 1.0
-    y, up = row_dots(x_ptr, gate_rows, up_rows, K, rstd, norm_w_ptr, NORM_IN, ACT != 0, EVEN_K, BLOCK_N, BLOCK_K)
+    y, up = row_dots(x_ptr, gate_rows, up_rows, K, eps, norm_w_ptr, NORM_IN, ACT != 0, EVEN_K, BLOCK_N, BLOCK_K)
     if HAS_BIAS:
         y += tl.load(b_ptr + rows64).to(tl.float32)
     if ACT != 0:
@@ -158,18 +149,14 @@ def _gemv_kernel(
         y = y * up
     if RES_OUT:  # the product is rounded first, as it would be stored before the add
         y = y.to(out_ptr.dtype.element_ty).to(tl.float32) + tl.load(res_ptr + rows64).to(tl.float32)
-        y = y.to(out_ptr.dtype.element_ty).to(tl.float32)
-        squares = tl.sum(tl.reshape(tl.where(row_mask, y * y, 0.0), (BLOCK_N // PARTIAL_ROWS, PARTIAL_ROWS)), axis=1)
-        groups = tl.program_id(0) * (BLOCK_N // PARTIAL_ROWS) + tl.arange(0, BLOCK_N // PARTIAL_ROWS)
-        tl.store(part_out_ptr + groups, squares, mask=groups < tl.cdiv(N, PARTIAL_ROWS))
     tl.store(out_ptr + rows, y.to(out_ptr.dtype.element_ty), mask=row_mask)
 
 
-_CONFIGS = [  # (BLOCK_N, BLOCK_K, warps, stages); the wide ones spread a PendingNorm's per-program reads
-    (2, 2048, 8, 2), (4, 1024, 4, 3), (8, 256, 4, 4), (8, 512, 4, 3),
-    (8, 1024, 8, 3), (16, 256, 4, 4), (16, 512, 8, 3), (32, 256, 8, 3), (32, 512, 8, 3),
+_CONFIGS = [  # (BLOCK_N, BLOCK_K, warps, stages): the best of a wider sweep over Llama-8B's products,
+    # timed as a replayed decode step runs them (tools/bench_gemv_graph.py)
+    (1, 2048, 4, 3), (2, 1024, 4, 4), (2, 2048, 8, 2), (4, 512, 4, 4), (4, 1024, 4, 3),
+    (8, 256, 4, 4), (16, 256, 4, 4), (16, 512, 8, 3),
 ]
-PARTIAL_ROWS = 8  # rows per sum of squares a RES_OUT product writes; its BLOCK_N is a multiple
 
 
 def autotuned(kernel, configs, key, **options):
@@ -185,19 +172,15 @@ def autotuned(kernel, configs, key, **options):
 
 
 if triton_available():
-    _KEY = ["N", "K", "ACT", "NORM_IN"]
-    _TUNED = autotuned(_gemv_kernel, _CONFIGS, _KEY)
-    _TUNED_RES_OUT = autotuned(_gemv_kernel, [c for c in _CONFIGS if c[0] % PARTIAL_ROWS == 0], _KEY)
+    _TUNED = autotuned(_gemv_kernel, _CONFIGS, ["N", "K", "ACT", "NORM_IN", "RES_OUT"])
 
 
 @dataclass(frozen=True)
 class PendingNorm:
-    """`rms_norm(x, weight, eps)` of a one-row `x` not yet applied: the kernel that wrote `x` also
-    wrote its sums of squares (`partials`, one per PARTIAL_ROWS features), so the next batch-1
-    product normalizes `x` as it reads it instead of a norm kernel running in between."""
+    """`rms_norm(x, weight, eps)` of a one-row `x` not yet applied: the next batch-1 product
+    normalizes `x` as it reads it instead of a norm kernel running in between."""
 
     x: torch.Tensor
-    partials: torch.Tensor
     weight: torch.Tensor
     eps: float
 
@@ -217,11 +200,6 @@ def batch_one_input(x: torch.Tensor | PendingNorm) -> tuple[torch.Tensor, Pendin
     return (flat if flat.stride(0) == 1 else flat.contiguous()), norm
 
 
-def norm_in_flags(k: int) -> dict:
-    """The constants of a NORM_IN prologue over `k` features."""
-    return dict(BLOCK_P=max(triton.next_power_of_2(triton.cdiv(k, PARTIAL_ROWS)), 2), PARTIAL_ROWS=PARTIAL_ROWS)
-
-
 def gemv_triton(
     x: torch.Tensor | PendingNorm,
     weight: torch.Tensor,
@@ -231,13 +209,12 @@ def gemv_triton(
 ):
     """`x [1, K]` times `weight [N, K]`; with `act`, `weight` is `[2F, K]` (gate rows, then up rows)
     and the result `act(gate) * up` is `[1, F]`. `x` may be a PendingNorm (normalized as read).
-    With `residual [1, N]`, returns `(y + residual, partials)` for a PendingNorm of the sum."""
+    With `residual [1, N]`, returns `y + residual`, rounded as the residual stream is."""
     x, norm = batch_one_input(x)
     k = x.shape[0]
     n = weight.shape[0] // 2 if act else weight.shape[0]
     weight = weight if weight.stride(-1) == 1 else weight.contiguous()
     out = torch.empty(1, n, dtype=x.dtype, device=x.device)
-    partials = torch.empty(triton.cdiv(n, PARTIAL_ROWS), dtype=torch.float32, device=x.device) if residual is not None else None
     args = (
         x,
         weight,
@@ -245,8 +222,6 @@ def gemv_triton(
         out,
         x if residual is None else residual.reshape(-1),
         x if norm is None else norm.weight,
-        x if norm is None else norm.partials,
-        x if partials is None else partials,
         n,
         k,
         weight.stride(0),
@@ -258,17 +233,13 @@ def gemv_triton(
         ACT=ACTIVATIONS[act] if act else 0,
         NORM_IN=norm is not None,
         RES_OUT=residual is not None,
-        **norm_in_flags(k),
     )
     if x.is_cuda:
-        tuned = _TUNED if residual is None else _TUNED_RES_OUT
-        tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags, **pdl_options(x))
+        _TUNED[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]),)](*args, **flags, **pdl_options(x))
     else:  # the interpreter: one fixed shape
         block_k = min(triton.next_power_of_2(k), 128)
-        block_n = PARTIAL_ROWS if residual is not None else 4
-        grid = (triton.cdiv(n, block_n),)
-        _gemv_kernel[grid](*args, **flags, USE_PDL=False, EVEN_K=k % block_k == 0, BLOCK_N=block_n, BLOCK_K=block_k)
-    return out if residual is None else (out, partials)
+        _gemv_kernel[(triton.cdiv(n, 4),)](*args, **flags, USE_PDL=False, EVEN_K=k % block_k == 0, BLOCK_N=4, BLOCK_K=block_k)
+    return out
 
 
 def gemv_ref(
@@ -282,11 +253,7 @@ def gemv_ref(
         x = rms_norm_ref(x.x, x.weight, x.eps)
     y = F.linear(x, weight, bias)
     y = _ACT_REFS[act](y) if act else y
-    if residual is None:
-        return y
-    total = y + residual
-    squares = F.pad(total.float().reshape(-1) ** 2, (0, -total.shape[-1] % PARTIAL_ROWS))
-    return total, squares.reshape(-1, PARTIAL_ROWS).sum(1)
+    return y if residual is None else y + residual
 
 
 _CHOICES: dict[tuple, bool] = {}
@@ -371,10 +338,10 @@ def gated_linear(
 
 def linear_add(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """`(F.linear(x, weight, bias) + residual, partials)` from one batch-1 kernel, the sum rounded as
-    the residual stream is and `partials` its sums of squares (for a PendingNorm of it); None where
-    that kernel does not run (the caller then leaves the add to the next norm, as before)."""
+) -> torch.Tensor | None:
+    """`F.linear(x, weight, bias) + residual` from one batch-1 kernel, the sum rounded as the residual
+    stream is; None where that kernel does not run (the caller then leaves the add to the next norm,
+    as before)."""
     if not (fuses_batch_one(x, weight) and residual.shape == (1, weight.shape[0]) and residual.dtype == x.dtype):
         return None
     return gemv_triton(x, weight, bias, residual=residual)

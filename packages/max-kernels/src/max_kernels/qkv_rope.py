@@ -20,10 +20,8 @@ from max_kernels.gemv import (
     autotuned,
     batch_one_input,
     fuses_batch_one,
-    norm_in_flags,
     pdl_entry,
     pdl_options,
-    pending_rstd,
     row_dots,
 )
 from max_kernels.norms import rms_norm_ref
@@ -39,7 +37,6 @@ def _qkv_rope_store_kernel(
     w_ptr,
     b_ptr,
     norm_w_ptr,
-    part_in_ptr,
     pos_ptr,
     cos_sin_ptr,
     slot_ptr,
@@ -68,8 +65,6 @@ def _qkv_rope_store_kernel(
     EVEN_K: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
-    BLOCK_P: tl.constexpr,
-    PARTIAL_ROWS: tl.constexpr,
     USE_PDL: tl.constexpr,
 ):
     """Grid ((Hq + 2 Hk) * HALF / BLOCK_N,): program `pid` takes head `pid // (HALF / BLOCK_N)` (q
@@ -79,9 +74,8 @@ def _qkv_rope_store_kernel(
     head = tl.program_id(0) // per_head
     j = (tl.program_id(0) % per_head) * BLOCK_N + tl.arange(0, BLOCK_N)
     first = (head * 2 * HALF + j).to(tl.int64)
-    rstd = pending_rstd(part_in_ptr, K, eps, BLOCK_P, PARTIAL_ROWS) if NORM_IN else 1.0
     y1, y2 = row_dots(
-        x_ptr, w_ptr + first[:, None] * stride_w, w_ptr + (first + HALF)[:, None] * stride_w, K, rstd,
+        x_ptr, w_ptr + first[:, None] * stride_w, w_ptr + (first + HALF)[:, None] * stride_w, K, eps,
         norm_w_ptr, NORM_IN, True, EVEN_K, BLOCK_N, BLOCK_K,
     )
     if HAS_BIAS:
@@ -118,9 +112,9 @@ def _qkv_rope_store_kernel(
             tl.store(dst + HALF, cache_value(r2, scale_ptr, FP8).to(k_cache_ptr.dtype.element_ty))
 
 
-_CONFIGS = [  # (BLOCK_N pairs, BLOCK_K, warps, stages); BLOCK_N divides every head's half
-    (2, 1024, 4, 3), (4, 512, 4, 3), (4, 1024, 8, 3), (8, 256, 4, 4), (8, 512, 8, 3), (16, 256, 8, 3),
-    (32, 256, 8, 3),
+_CONFIGS = [  # (BLOCK_N pairs, BLOCK_K, warps, stages); BLOCK_N divides every head's half. The best of
+    # a wider sweep, timed as a replayed decode step runs them (tools/bench_gemv_graph.py)
+    (1, 1024, 4, 3), (1, 2048, 4, 3), (2, 1024, 4, 4), (4, 512, 4, 3), (8, 512, 8, 3), (16, 256, 8, 3),
 ]
 
 
@@ -154,15 +148,14 @@ def qkv_rope_store_triton(
     k_scale_t = scale_tensor(1.0 if k_scale is None else k_scale, x.device) if fp8 else cos_sin_cache
     v_scale_t = scale_tensor(1.0 if v_scale is None else v_scale, x.device) if fp8 else cos_sin_cache
     args = (
-        x, weight, x if bias is None else bias, x if norm is None else norm.weight,
-        cos_sin_cache if norm is None else norm.partials, positions, cos_sin_cache, slot_mapping, q_out,
+        x, weight, x if bias is None else bias, x if norm is None else norm.weight, positions, cos_sin_cache,
+        slot_mapping, q_out,
         k_cache, v_cache, k_scale_t, v_scale_t, k, weight.stride(0), norm.eps if norm else 0.0,
         num_q_heads, num_kv_heads, cos_sin_cache.stride(0), k_cache.shape[1],
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
     )
     flags = dict(
-        HALF=d // 2, HAS_BIAS=bias is not None, NORM_IN=norm is not None, FP8=fp8, **norm_in_flags(k)
-    )
+        HALF=d // 2, HAS_BIAS=bias is not None, NORM_IN=norm is not None, FP8=fp8)
     heads = num_q_heads + 2 * num_kv_heads
     if x.is_cuda:
         _TUNED[lambda meta: (heads * (d // 2) // meta["BLOCK_N"],)](*args, **flags, **pdl_options(x))

@@ -21,11 +21,9 @@ from max_pipelines.layers.linear import Linear
 
 @dataclass(frozen=True)
 class SummedResidual:
-    """The residual stream after a product added its output to it, with the sums of squares of its
-    features that the product wrote for the next norm."""
+    """The residual stream after a product added its output to it (the next norm has nothing to add)."""
 
     x: torch.Tensor
-    partials: torch.Tensor
 
 
 def add_to_residual(
@@ -36,7 +34,7 @@ def add_to_residual(
     if proj.weight is not None:
         fused = linear_add(x, proj.weight, proj.bias, residual)
         if fused is not None:
-            return None, SummedResidual(*fused)
+            return None, SummedResidual(fused)
     return proj(x), residual
 
 
@@ -47,7 +45,7 @@ def residual_norm(
     stream. After `add_to_residual` summed it already, the norm is a PendingNorm for the next product."""
     if isinstance(residual, SummedResidual):
         weight = norm.weight if norm.kernel_weight is None else norm.kernel_weight
-        return PendingNorm(residual.x, residual.partials, weight, norm.eps), residual.x
+        return PendingNorm(residual.x, weight, norm.eps), residual.x
     if residual is None:
         return norm(hidden), hidden
     return norm(hidden, residual)
