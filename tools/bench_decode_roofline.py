@@ -15,8 +15,8 @@ Modes: eager (one step per round), multistep (--max-num-steps 10), overlap
 (--enable-overlap-scheduler), graphs (--device-graph-capture), graphs+multistep, graphs+overlap,
 graphs+overlap+vendor-blas (--use-vendor-blas: no batch-1 matrix-vector kernel),
 graphs+overlap+unfused (the norms, residual adds and RoPE in kernels of their own, not in the
-batch-1 products around them), graphs+overlap+pdl (the batch-1 products launched as programmatic
-dependents, see max_kernels.dispatch.use_pdl). Modes with graphs need a GPU. Each row ends with
+batch-1 products around them), graphs+overlap+no-pdl (the batch-1 products launched as ordinary
+kernels, not as programmatic dependents, see max_kernels.dispatch.use_pdl). Modes with graphs need a GPU. Each row ends with
 the weight shapes where the batch-1 kernel beat the vendor BLAS.
 """
 
@@ -63,8 +63,8 @@ MODES = {  # every switch given: on a GPU, graphs and overlap are on by default 
     "graphs+overlap+vendor-blas": dict(device_graph_capture=True, enable_overlap_scheduler=True, use_vendor_blas=True),
     # the same with the norms, residual adds and RoPE in kernels of their own: what fusing them buys
     "graphs+overlap+unfused": dict(device_graph_capture=True, enable_overlap_scheduler=True, fused_products=False),
-    # the same with the batch-1 products launched as programmatic dependents (off by default until measured)
-    "graphs+overlap+pdl": dict(device_graph_capture=True, enable_overlap_scheduler=True, pdl=True),
+    # the same with the batch-1 products launched as ordinary kernels, not as programmatic dependents
+    "graphs+overlap+no-pdl": dict(device_graph_capture=True, enable_overlap_scheduler=True, pdl=False),
 }
 
 
@@ -186,7 +186,7 @@ def measure(path: Path, device: str, mode: str, new_tokens: int, batch: int, max
     from max_kernels import set_kernel_preferences
 
     options = dict(MODES[mode])
-    set_kernel_preferences(fused_products=options.pop("fused_products", True), pdl=options.pop("pdl", False))
+    set_kernel_preferences(fused_products=options.pop("fused_products", True), pdl=options.pop("pdl", True))
     built = time.perf_counter()
     llm = LLM(model=str(path), devices=device, max_length=max_length, max_batch_size=max(batch, 1), **options)
     built = time.perf_counter() - built

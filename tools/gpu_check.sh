@@ -7,7 +7,8 @@
 #   3. the GPU tests (device graphs vs eager, each architecture vs transformers)
 #   4. the other roofline modes, one process each (what the fused norms, programmatic dependent launch
 #      and the batch-1 kernel change; eager with a per-kernel profile)
-#   5. the kernel benchmarks (every Triton kernel against its twin, the GGUF block types checked first)
+#   5. the kernel benchmarks (the batch-1 products as a replayed step runs them; every Triton kernel
+#      against its twin, the GGUF block types checked first)
 # On a machine without a network, wheels of what the interpreter lacks (for example pydantic,
 # pydantic-core, annotated-types, typing-inspection, gguf, redis) can be put in .whl/ beforehand:
 # they are installed into /tmp/site first. Logs go to $GPU_CHECK_LOGS (default /tmp/gpu-check).
@@ -54,14 +55,14 @@ step "roofline graphs+overlap" 240 roofline.log $ROOF --modes graphs+overlap --p
 step "GPU tests" 300 tests.log env TRITON_INTERPRET=0 $PY -m pytest -q -p no:cacheprovider \
     packages/max-pipelines/tests/test_engine_device_graphs.py packages/max-pipelines/tests/test_models_gpu_parity.py \
     packages/max-config/tests/test_devices.py
-for mode in graphs+overlap+unfused graphs+overlap+pdl graphs graphs+overlap+vendor-blas; do
+for mode in graphs+overlap+unfused graphs+overlap+no-pdl graphs graphs+overlap+vendor-blas; do
     step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
 done
 if [ "${GPU_CHECK_QUICK:-0}" = 1 ]; then  # a rerun after a fix: the default mode, the tests, the A/B modes
     echo "== GPU_CHECK_QUICK=1: the remaining steps are skipped"
 else
 step "roofline eager" 120 roofline.log $ROOF --modes eager --profile --no-header
-step "batch-1 kernel" 150 kernels.log $PY tools/bench_kernels.py -k gemv
+step "batch-1 products in a device graph" 150 kernels.log $PY tools/bench_gemv_graph.py --budget 120
 for mode in graphs+multistep overlap multistep; do
     step "roofline $mode" 120 roofline.log $ROOF --modes "$mode" --no-header
 done

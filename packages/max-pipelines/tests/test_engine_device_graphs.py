@@ -120,12 +120,12 @@ def test_flags(tiny):
         {"max_num_steps": 1},
         {"enable_overlap_scheduler": True},
         {"enable_overlap_scheduler": False, "max_num_steps": 4},
-        {"enable_overlap_scheduler": True, "pdl": True},
+        {"enable_overlap_scheduler": True, "pdl": False},
         {"enable_overlap_scheduler": True, "fused_products": False},
     ],
 )
 def test_cuda_graphs_match_eager(tiny, extra):
-    """Also with the batch-1 products as programmatic dependents, and with the norms unfused."""
+    """Also with the batch-1 products launched as ordinary kernels, and with the norms unfused."""
     from max_kernels import kernel_preferences, set_kernel_preferences
 
     path, prompts, _ = tiny
@@ -135,7 +135,7 @@ def test_cuda_graphs_match_eager(tiny, extra):
     want = [o.token_ids for o in eager.generate(prompts, params)]
     extra, before = dict(extra), kernel_preferences()
     saved = (before.experimental, before.vendor_blas, before.fused_products, before.pdl)
-    set_kernel_preferences(fused_products=extra.pop("fused_products", True), pdl=extra.pop("pdl", False))
+    set_kernel_preferences(fused_products=extra.pop("fused_products", True), pdl=extra.pop("pdl", True))
     try:
         graphed = LLM(model=str(path), devices="gpu", max_length=256, device_graph_capture=True,
                       debug_verify_replay=True, **extra)
