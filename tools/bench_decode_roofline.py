@@ -16,8 +16,8 @@ Modes: eager (one step per round), multistep (--max-num-steps 10), overlap
 graphs+overlap+vendor-blas (--use-vendor-blas: no batch-1 matrix-vector kernel),
 graphs+overlap+unfused (the norms, residual adds and RoPE in kernels of their own, not in the
 batch-1 products around them), graphs+overlap+no-pdl (the batch-1 products launched as ordinary
-kernels, not as programmatic dependents, see max_kernels.dispatch.use_pdl). Modes with graphs need a GPU. Each row ends with
-the weight shapes where the batch-1 kernel beat the vendor BLAS.
+kernels, not as programmatic dependents, see max_kernels.dispatch.use_pdl). Modes with graphs need
+a GPU. Each row ends with the weight shapes where the batch-1 kernel beat the vendor BLAS.
 """
 
 from __future__ import annotations

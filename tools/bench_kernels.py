@@ -224,8 +224,7 @@ def _register_core_cases(smoke: bool) -> None:
         """`role` "norm": the input is a PendingNorm; "residual": the output is added to a residual."""
         a = gemv_inputs(device, n, k, act)
         if role == "norm":
-            x = a["x"]
-            a["x"] = gemv.PendingNorm(x, torch.ones(k, device=device, dtype=BF16), 1e-5)
+            a["x"] = gemv.PendingNorm(a["x"], torch.ones(k, device=device, dtype=BF16), 1e-5)
         else:
             a["residual"] = torch.randn(1, n, device=device, dtype=BF16)
         return a

@@ -61,6 +61,18 @@ def scale_tensor(scale: float | torch.Tensor, device) -> torch.Tensor:
     return torch.full((1,), float(scale), dtype=torch.float32, device=device)
 
 
+def cache_scales(
+    cache: torch.Tensor, k_scale: float | torch.Tensor | None, v_scale: float | torch.Tensor | None, unused: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k and v scale arguments of a kernel that writes `cache`: for a float8 cache, `k_scale` and
+    `v_scale` (default 1) as `scale_tensor`s; otherwise `unused` twice (any tensor: never read)."""
+    if cache.dtype != torch.float8_e4m3fn:
+        return unused, unused
+    return scale_tensor(1.0 if k_scale is None else k_scale, cache.device), scale_tensor(
+        1.0 if v_scale is None else v_scale, cache.device
+    )
+
+
 def _launch(kernel, x, out, scale):
     n = x.numel()
     if n > 0:

@@ -8,7 +8,7 @@ store `x / scale` (per-tensor `k_scale`, `v_scale`, default 1), as `quantize_fp8
 import torch
 
 from max_kernels.dispatch import import_triton, use_triton
-from max_kernels.fp8 import cache_value, quantize_fp8_ref, scale_tensor
+from max_kernels.fp8 import cache_scales, cache_value, quantize_fp8_ref
 
 triton, tl = import_triton()
 
@@ -64,8 +64,7 @@ def store_kvcache_triton(key, value, k_cache, v_cache, slot_mapping, k_scale=Non
     row = k2.shape[1]
     block = min(triton.next_power_of_2(row), 4096)
     fp8 = k_cache.dtype == torch.float8_e4m3fn
-    k_scale_t = scale_tensor(1.0 if k_scale is None else k_scale, key.device) if fp8 else slot_mapping
-    v_scale_t = scale_tensor(1.0 if v_scale is None else v_scale, key.device) if fp8 else slot_mapping
+    k_scale_t, v_scale_t = cache_scales(k_cache, k_scale, v_scale, slot_mapping)
     _store_kvcache_kernel[(t, triton.cdiv(row, block))](
         k2,
         v2,

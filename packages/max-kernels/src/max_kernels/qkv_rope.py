@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from max_kernels.dispatch import import_triton, triton_available
-from max_kernels.fp8 import cache_value, scale_tensor
+from max_kernels.fp8 import cache_scales, cache_value
 from max_kernels.gemv import (
     PendingNorm,
     autotuned,
@@ -145,8 +145,7 @@ def qkv_rope_store_triton(
     weight = weight if weight.stride(-1) == 1 else weight.contiguous()
     q_out = torch.empty(1, num_q_heads, d, dtype=x.dtype, device=x.device)
     fp8 = k_cache.dtype == torch.float8_e4m3fn
-    k_scale_t = scale_tensor(1.0 if k_scale is None else k_scale, x.device) if fp8 else cos_sin_cache
-    v_scale_t = scale_tensor(1.0 if v_scale is None else v_scale, x.device) if fp8 else cos_sin_cache
+    k_scale_t, v_scale_t = cache_scales(k_cache, k_scale, v_scale, cos_sin_cache)
     args = (
         x, weight, x if bias is None else bias, x if norm is None else norm.weight, positions, cos_sin_cache,
         slot_mapping, q_out,

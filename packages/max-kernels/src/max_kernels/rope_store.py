@@ -10,7 +10,7 @@ negative slot skips the cache write (q is still rotated); float8 caches store `x
 import torch
 
 from max_kernels.dispatch import import_triton, use_triton
-from max_kernels.fp8 import cache_value, scale_tensor
+from max_kernels.fp8 import cache_scales, cache_value
 from max_kernels.kv_store import store_kvcache_ref
 from max_kernels.rotary import cos_sin_row, rotate, rotate_heads
 
@@ -91,8 +91,7 @@ def rope_kv_store_triton(q, k, v, positions, cos_sin_cache, neox, k_cache, v_cac
     assert k_cache[0, 0, 0].is_contiguous() and v_cache[0, 0, 0].is_contiguous(), "cache heads must be contiguous"
     half = cos_sin_cache.shape[1] // 2
     fp8 = k_cache.dtype == torch.float8_e4m3fn
-    k_scale_t = scale_tensor(1.0 if k_scale is None else k_scale, q.device) if fp8 else slot_mapping
-    v_scale_t = scale_tensor(1.0 if v_scale is None else v_scale, q.device) if fp8 else slot_mapping
+    k_scale_t, v_scale_t = cache_scales(k_cache, k_scale, v_scale, slot_mapping)
     _rope_kv_store_kernel[(t,)](
         q, k, v, q_out, k_cache, v_cache, positions, cos_sin_cache, slot_mapping, k_scale_t, v_scale_t,
         hq, hk,
